@@ -4,7 +4,7 @@ A scenario names a dataset split, how many reports each UE sends, the model bund
 node, the rate, the channel (the emulator's ``LinkConfig`` fields) and the seed. Four fields
 may hold a list instead of one value; their cartesian product is the sweep:
 
-* ``channel.snr_db`` (numbers), ``channel.model`` (channel model names),
+* ``channel.snr_db`` (numbers), ``channel.mode`` (channel models: awgn, rayleigh, tdl-c...),
 * ``rate`` (rate names or bit/symbol counts of the UE bundle),
 * ``ues`` (numbers of UEs),
 * ``models`` (``{ue, bs}`` bundle pairs: a model swap between sweep points).
@@ -45,7 +45,7 @@ from pydantic import (
 from shared.errors import InvalidInput, NotFound
 
 #: Channel fields that may be swept (a list of values instead of one).
-SWEEP_CHANNEL_FIELDS = ("snr_db", "model")
+SWEEP_CHANNEL_FIELDS = ("snr_db", "mode")
 
 # --------------------------------------------------------------------------- extensions
 
@@ -148,7 +148,7 @@ class Scenario(BaseModel):
     models: list[ModelPair]
     #: Rate name(s) of the UE bundle, or bit / symbol counts; None: the bundle's first rate.
     rate: list[StrictStr | StrictInt | None] = Field(default_factory=lambda: [None])
-    #: The channel emulator's LinkConfig fields; ``snr_db`` and ``model`` may be lists.
+    #: The channel emulator's LinkConfig fields; ``snr_db`` and ``mode`` may be lists.
     channel: dict[str, Any] = Field(default_factory=dict)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     #: Reports per gRPC call.
@@ -203,9 +203,11 @@ class Scenario(BaseModel):
             )
             if not ok:
                 raise _FieldError(("channel", "snr_db"), "must be a number or a list of numbers")
-        model = v.get("model")
-        if isinstance(model, list) and (not model or not all(isinstance(m, str) for m in model)):
-            raise _FieldError(("channel", "model"), "must be a channel model name or a list of names")
+        mode = v.get("mode")
+        if isinstance(mode, list) and (not mode or not all(isinstance(m, str) for m in mode)):
+            raise _FieldError(("channel", "mode"), "must be a channel mode name or a list of names")
+        if "seed" in v:
+            raise _FieldError(("channel", "seed"), "set the scenario's top-level seed instead")
         return v
 
     # ----------------------------------------------------------------- derived
@@ -234,17 +236,18 @@ class Scenario(BaseModel):
         out: list[SweepPoint] = []
         combos = itertools.product(
             self.model_pairs,
-            self.channel_values("model"),
+            self.channel_values("mode"),
             self.ue_counts,
             self.rates,
             self.channel_values("snr_db"),
         )
-        for i, (pair, model, n_ues, rate, snr) in enumerate(combos):
+        for i, (pair, mode, n_ues, rate, snr) in enumerate(combos):
             channel = dict(self.channel)
-            for key, val in (("model", model), ("snr_db", snr)):
+            for key, val in (("mode", mode), ("snr_db", snr)):
                 if val is not None:
                     channel[key] = val
-            out.append(SweepPoint(index=i, models=pair, channel_model=model, ues=n_ues, rate=rate,
+            channel["seed"] = self.seed  # the emulator keys its draws by (seed, ue_id, seq)
+            out.append(SweepPoint(index=i, models=pair, mode=mode, ues=n_ues, rate=rate,
                                   snr_db=None if snr is None else float(snr), channel=channel))
         return out
 
@@ -259,16 +262,18 @@ class SweepPoint:
 
     index: int
     models: ModelPair
-    channel_model: str | None
+    mode: str | None
     ues: int
     rate: str | int | None
     snr_db: float | None
-    channel: dict[str, Any] = field(default_factory=dict)  # LinkConfig fields, scalars only
+    channel: dict[str, Any] = field(default_factory=dict)  # LinkConfig fields, scalars, seed set
 
     def label(self) -> str:
         parts = [self.models.name]
-        if self.channel_model is not None:
-            parts.append(str(self.channel_model))
+        if self.channel.get("ideal"):
+            parts.append("ideal link")
+        elif self.mode is not None:
+            parts.append(str(self.mode))
         parts.append(f"{self.ues} UE" + ("s" if self.ues != 1 else ""))
         if self.rate is not None:
             parts.append(f"rate {self.rate}")
