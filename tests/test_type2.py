@@ -69,7 +69,7 @@ def test_payload_hand_worked_pc1_sb4_r1():
 def test_payload_hand_worked_window_case():
     c = Type2Config(param_combination=6, subband_size=4, r=2)
     # R = 2: 13 CQI subbands x 2 + the last (3 RBs > 2) also split -> N3 = 28 > 19 (window)
-    assert c.n3 == 28 and c.pmi_subbands[-2:] == [(52, 2), (54, 1)]
+    assert c.n3 == 28 and c.pmi_subbands[-2:] == ((52, 2), (54, 1))
     assert c.mv == 7 and c.k0 == 14  # ceil(1/2 * 28 / 2); ceil(1/2 * 4 * 7)
     b = c.breakdown()
     assert b["i12"] == 16  # C(32, 4) = 35960
@@ -89,14 +89,14 @@ def test_payload_k0_one_has_no_coefficient_fields():
 
 def test_subband_layouts():
     c = Type2Config(subband_size=8, r=2)
-    assert c.pmi_subbands[-2:] == [(48, 4), (52, 3)] and c.n3 == 14
+    assert c.pmi_subbands[-2:] == ((48, 4), (52, 3)) and c.n3 == 14
     # a last CQI subband of <= N_SB/2 RBs holds one PMI subband: 53 RBs, subband 4 -> last has 1 RB
     c = Type2Config(subband_size=4, r=2, n_subcarriers=53 * 12)
     assert c.n3 == 27 and c.pmi_subbands[-1] == (52, 1)
     # the 7 left-over subcarriers of 667 belong to the last PMI subband
     c = Type2Config()
     sb = c.subcarrier_subband
-    assert len(sb) == 667 and sb[-7:] == [13] * 7 and sb.count(13) == 3 * 12 + 7
+    assert len(sb) == 667 and sb[-7:] == (13,) * 7 and sb.count(13) == 3 * 12 + 7
 
 
 @pytest.mark.parametrize("bad", [
@@ -195,6 +195,18 @@ def test_amplitudes_and_phases_are_quantized_on_the_table(channels):
         assert 1 <= nz.sum() <= cfg.k0 and c[p.strongest, 0] == 1
         assert np.all(np.isin(np.round(np.abs(c[nz]), 12), np.round(AMPLITUDES, 12)))
         assert np.max(np.abs(c)) == pytest.approx(1.0)  # the strongest is the reference
+
+
+@pytest.mark.parametrize("expand", ["subband", "interp"])
+def test_fast_paths_equal_the_explicit_transforms(channels, expand):
+    _, x_ad = channels
+    codec = Type2Codec(Type2Config(param_combination=5, r=2, expand=expand))
+    lat = codec.latents(x_ad[:3])
+    # the UE's AD -> subband shortcut gives the report the explicit ad_to_sf path gives
+    np.testing.assert_array_equal(lat, codec.latents_from_pmis(codec.pmis_sf(codec.measure_sf(x_ad[:3]))))
+    ad = codec.decode_ad(lat)
+    ref = sf_to_ad(codec.decode_sf(lat))
+    np.testing.assert_allclose(ad, ref, atol=1e-5 * np.abs(ref).max())
 
 
 def test_interp_expansion_matches_subband_at_centres(channels):

@@ -6,10 +6,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.type2.codebook import channel_estimate
+from models.type2.codebook import channel_estimate_ad
 from models.type2.wire import Type2Codec, Type2Wire, codec_from_bundle
 from shared.errors import InvalidInput
-from shared.transforms import sf_to_ad
 from shared.wire import Bits
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,8 +41,7 @@ class Type2BsDecoder:
                      snr_db: np.ndarray | None = None) -> np.ndarray:
         pmis = self.codec.parse(latents)
         self.last_notes = [p.notes for p in pmis]
-        sf = np.stack([channel_estimate(p, self.cfg) for p in pmis])
-        return sf_to_ad(sf, self.cfg.n_taps)
+        return np.stack([channel_estimate_ad(p, self.cfg) for p in pmis])
 
     def decode_reports(self, reports: list[Bits]) -> np.ndarray:
         """Bits of B reports -> ``[B, Nt, taps]`` complex64."""

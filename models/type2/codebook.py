@@ -111,12 +111,64 @@ def window(cfg: Type2Config, m_init: int) -> np.ndarray:
 # ---------------------------------------------------------------------------- UE side
 
 
+@lru_cache(maxsize=64)
+def _averaging(cfg: Type2Config) -> np.ndarray:
+    """``A[k, t] = 1/|S_t|`` for subcarrier k in PMI subband t: float64 ``[Nc, N3]`` (cached)."""
+    idx = subband_of_subcarrier(cfg)
+    a = np.zeros((cfg.n_subcarriers, cfg.n3))
+    a[np.arange(cfg.n_subcarriers), idx] = 1.0
+    a /= a.sum(axis=0, keepdims=True)
+    a.flags.writeable = False
+    return a
+
+
+@lru_cache(maxsize=64)
+def _delay_to_subband(cfg: Type2Config) -> np.ndarray:
+    """``M = D A``, complex128 ``[taps, N3]``: ``ifft_ant(x_ad) @ M`` = subband means of ``ad_to_sf(x_ad)``.
+
+    ``D[tau, k] = exp(-j 2 pi k tau / Nc) / sqrt(Nc)`` is the delay->subcarrier half of
+    ``shared.transforms.ad_to_sf`` (zero-padded taps, unitary FFT); the antenna half is a
+    unitary IFFT, which commutes with it.
+    """
+    tau = np.arange(cfg.n_taps)[:, None]
+    k = np.arange(cfg.n_subcarriers)[None, :]
+    d = np.exp(-2j * np.pi * tau * k / cfg.n_subcarriers) / math.sqrt(cfg.n_subcarriers)
+    m = d @ _averaging(cfg)
+    m.flags.writeable = False
+    return m
+
+
+@lru_cache(maxsize=64)
+def _subcarrier_to_delay(cfg: Type2Config) -> np.ndarray:
+    """``E[k, tau] = exp(+j 2 pi k tau / Nc) / sqrt(Nc)``: complex128 ``[Nc, taps]``, the kept taps
+    of the unitary IFFT over subcarriers in ``shared.transforms.sf_to_ad`` (cached)."""
+    k = np.arange(cfg.n_subcarriers)[:, None]
+    tau = np.arange(cfg.n_taps)[None, :]
+    e = np.exp(2j * np.pi * k * tau / cfg.n_subcarriers) / math.sqrt(cfg.n_subcarriers)
+    e.flags.writeable = False
+    return e
+
+
+@lru_cache(maxsize=64)
+def _subband_to_delay(cfg: Type2Config) -> np.ndarray:
+    """``[N3, taps]``: a per-subband constant spread over its subcarriers, then to delay taps."""
+    idx = subband_of_subcarrier(cfg)
+    e = np.zeros((cfg.n3, cfg.n_taps), np.complex128)
+    np.add.at(e, idx, _subcarrier_to_delay(cfg))
+    e.flags.writeable = False
+    return e
+
+
 def subband_target(h_sf: np.ndarray, cfg: Type2Config) -> np.ndarray:
     """Per-PMI-subband mean of the channel: ``[Nt, Nc]`` -> complex128 ``[Nt, N3]``."""
-    idx = subband_of_subcarrier(cfg)
-    sums = np.zeros((h_sf.shape[0], cfg.n3), dtype=np.complex128)
-    np.add.at(sums.T, idx, h_sf.T.astype(np.complex128))
-    return sums / np.bincount(idx, minlength=cfg.n3)[None, :]
+    return np.asarray(h_sf, dtype=np.complex128) @ _averaging(cfg)
+
+
+def subband_target_from_ad(x_ad: np.ndarray, cfg: Type2Config) -> np.ndarray:
+    """Same as ``subband_target(ad_to_sf(x_ad, Nc))`` without building the SF matrix:
+    ``[Nt, taps]`` -> complex128 ``[Nt, N3]``."""
+    x = np.fft.ifft(np.asarray(x_ad, dtype=np.complex128), axis=0, norm="ortho")
+    return x @ _delay_to_subband(cfg)
 
 
 def subband_weights(cfg: Type2Config) -> np.ndarray:
@@ -125,7 +177,18 @@ def subband_weights(cfg: Type2Config) -> np.ndarray:
 
 
 def choose_pmi(h_sf: np.ndarray, cfg: Type2Config) -> Pmi:
-    """The UE's report for one channel ``[Nt, Nc]`` (complex). Deterministic.
+    """The UE's report for one SF channel ``[Nt, Nc]`` (complex); see :func:`choose_pmi_subband`."""
+    h = np.asarray(h_sf)
+    if h.shape != (cfg.n_antennas, cfg.n_subcarriers):
+        raise InvalidInput(f"type2: expected SF channel [{cfg.n_antennas}, {cfg.n_subcarriers}], "
+                           f"got {h.shape}")
+    if not np.all(np.isfinite(h)):
+        raise InvalidInput("type2: channel contains NaN or Inf")
+    return choose_pmi_subband(subband_target(h, cfg), cfg)
+
+
+def choose_pmi_subband(g: np.ndarray, cfg: Type2Config) -> Pmi:
+    """The UE's report from the per-subband channel ``g`` (complex ``[Nt, N3]``). Deterministic.
 
     1. Beams: for each rotation q1 the L strongest of the N1 orthogonal beams (power summed
        over subbands, weighted by subband size); the q1 with the most captured power.
@@ -137,13 +200,7 @@ def choose_pmi(h_sf: np.ndarray, cfg: Type2Config) -> Pmi:
        level; amplitudes (nearest level, linear) and phases (nearest of 16) relative to the
        strongest.
     """
-    h = np.asarray(h_sf)
-    if h.shape != (cfg.n_antennas, cfg.n_subcarriers):
-        raise InvalidInput(f"type2: expected SF channel [{cfg.n_antennas}, {cfg.n_subcarriers}], "
-                           f"got {h.shape}")
-    if not np.all(np.isfinite(h)):
-        raise InvalidInput("type2: channel contains NaN or Inf")
-    target = np.conj(subband_target(h, cfg))  # [N1, N3]
+    target = np.conj(np.asarray(g, dtype=np.complex128))  # [N1, N3]
     w = subband_weights(cfg)
     n1, o1, L, n3, mv = cfg.n1, cfg.o1, cfg.L, cfg.n3, cfg.mv
 
@@ -261,6 +318,19 @@ def subcarrier_positions(cfg: Type2Config) -> np.ndarray:
         pos[hi] = cfg.n3 - 1 + (k[hi] - centres[-1]) / (centres[-1] - centres[-2])
     pos.flags.writeable = False
     return pos
+
+
+def channel_estimate_ad(pmi: Pmi, cfg: Type2Config) -> np.ndarray:
+    """``sf_to_ad(channel_estimate(pmi, cfg), taps)`` without building the SF matrix (the same
+    transform as matrix products): complex64 ``[Nt, taps]``."""
+    u = unnormalized_precoder(pmi, cfg)
+    alpha = reference_gain(pmi, cfg, u)
+    if cfg.expand == "subband":
+        delay = np.conj(alpha * u) @ _subband_to_delay(cfg)
+    else:
+        full = unnormalized_precoder(pmi, cfg, subcarrier_positions(cfg))
+        delay = np.conj(alpha * full) @ _subcarrier_to_delay(cfg)
+    return np.fft.fft(delay, axis=0, norm="ortho").astype(np.complex64)
 
 
 def channel_estimate(pmi: Pmi, cfg: Type2Config) -> np.ndarray:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
 
 from shared.errors import InvalidInput
@@ -175,14 +176,14 @@ class Type2Config:
             raise InvalidInput(f"{self.n_subcarriers} subcarriers hold no resource block")
         return n
 
-    @property
-    def cqi_subbands(self) -> list[tuple[int, int]]:
+    @cached_property
+    def cqi_subbands(self) -> tuple[tuple[int, int], ...]:
         """CQI subbands as ``(first RB, number of RBs)``; BWP starts at RB 0."""
         s, n = self.subband_size, self.n_rb
-        return [(a, min(s, n - a)) for a in range(0, n, s)]
+        return tuple((a, min(s, n - a)) for a in range(0, n, s))
 
-    @property
-    def pmi_subbands(self) -> list[tuple[int, int]]:
+    @cached_property
+    def pmi_subbands(self) -> tuple[tuple[int, int], ...]:
         """PMI subbands as ``(first RB, number of RBs)``.
 
         R = 1: the CQI subbands. R = 2 (38.214 5.2.2.2.5): each CQI subband holds two PMI
@@ -199,28 +200,28 @@ class Type2Config:
                 out.append((a, n))
             else:
                 out.extend([(a, half), (a + half, n - half)])
-        return out
+        return tuple(out)
 
-    @property
+    @cached_property
     def n3(self) -> int:
         return len(self.pmi_subbands)
 
-    @property
-    def subcarrier_subband(self) -> list[int]:
+    @cached_property
+    def subcarrier_subband(self) -> tuple[int, ...]:
         """PMI subband of each subcarrier (length Nc); left-over subcarriers go to the last."""
         out: list[int] = []
         for t, (_, n) in enumerate(self.pmi_subbands):
             out.extend([t] * (n * RB))
         out.extend([self.n3 - 1] * (self.n_subcarriers - len(out)))
-        return out
+        return tuple(out)
 
     # ------------------------------------------------------------------ codebook sizes
-    @property
+    @cached_property
     def mv(self) -> int:
         """``Mv = ceil(p_v N3 / R)`` FD basis vectors."""
         return math.ceil(self.pv * self.n3 / self.r - 1e-12)
 
-    @property
+    @cached_property
     def k0(self) -> int:
         """Most nonzero coefficients: ``ceil(beta L Mv)`` (the standard's ``ceil(beta 2L Mv)``, one pol)."""
         return math.ceil(self.beta * self.L * self.mv - 1e-12)
@@ -239,8 +240,8 @@ class Type2Config:
         pool = 2 * self.mv - 1 if self.windowed else self.n3 - 1
         return math.comb(pool, self.mv - 1)
 
-    @property
-    def fields(self) -> list[Field]:
+    @cached_property
+    def fields(self) -> tuple[Field, ...]:
         """The report, field by field, in wire order; fields of 0 bits are left out.
 
         The frame has a fixed size: Part 2 is laid out for ``K_NZ = K0`` and a report with
@@ -264,18 +265,18 @@ class Type2Config:
                 Field("ref_power", 1, self.ref_power_bits, "ext"),
                 Field("ref_phase", 1, self.ref_phase_bits, "ext"),
             ]
-        return [x for x in f if x.count > 0 and x.bits > 0]
+        return tuple(x for x in f if x.count > 0 and x.bits > 0)
 
-    @property
+    @cached_property
     def latent_size(self) -> int:
         """Index values per report (one float32 each in the latent)."""
         return sum(x.count for x in self.fields)
 
-    @property
+    @cached_property
     def payload_bits(self) -> int:
         return sum(x.count * x.bits for x in self.fields)
 
-    @property
+    @cached_property
     def pmi_bits(self) -> int:
         """Bits of the standard's report (Part 1 + Part 2), without the absolute reference."""
         return sum(x.count * x.bits for x in self.fields if x.group != "ext")

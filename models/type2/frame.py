@@ -14,6 +14,8 @@ every repair is noted in ``Pmi.notes``. ``strict=True`` raises :class:`InvalidIn
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from models.type2.codebook import Pmi, window
@@ -137,9 +139,12 @@ def values_to_pmi(values: np.ndarray, cfg: Type2Config, strict: bool = False) ->
 # ---------------------------------------------------------------------------- latent and bits
 
 
+@lru_cache(maxsize=64)
 def widths(cfg: Type2Config) -> np.ndarray:
-    """Bit width of each latent entry, int64 ``[latent_size]``."""
-    return np.concatenate([np.full(f.count, f.bits, np.int64) for f in cfg.fields])
+    """Bit width of each latent entry, int64 ``[latent_size]`` (cached, read-only)."""
+    w = np.concatenate([np.full(f.count, f.bits, np.int64) for f in cfg.fields])
+    w.flags.writeable = False
+    return w
 
 
 def latent_to_values(latent: np.ndarray, cfg: Type2Config) -> np.ndarray:
@@ -153,10 +158,11 @@ def latent_to_values(latent: np.ndarray, cfg: Type2Config) -> np.ndarray:
     if np.any(np.abs(v - z) > 1e-3):
         raise InvalidInput("type2 latent values must be integers (codebook indices)")
     v = v.astype(np.int64)
-    bad = np.flatnonzero((v < 0) | (v >= (1 << widths(cfg))))
+    w = widths(cfg)
+    bad = np.flatnonzero((v < 0) | (v >= (1 << w)))
     if bad.size:
         raise InvalidInput(f"type2 latent entry {int(bad[0])} = {int(v[bad[0]])} does not fit its "
-                           f"{int(widths(cfg)[bad[0]])}-bit field")
+                           f"{int(w[bad[0]])}-bit field")
     return v
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from models.type2 import codebook, frame
 from models.type2.config import Type2Config
 from shared.errors import InvalidInput
-from shared.transforms import ad_to_sf, sf_to_ad
+from shared.transforms import ad_to_sf
 from shared.wire import Bits, WireCodec
 
 
@@ -63,7 +63,11 @@ class Type2Codec:
         return [codebook.choose_pmi(x, self.cfg) for x in h]
 
     def pmis(self, x_ad: np.ndarray) -> list[codebook.Pmi]:
-        return self.pmis_sf(self.measure_sf(x_ad))
+        """Reports chosen from the UE's AD measurement ``[B, Nt, taps]``: the same as
+        ``pmis_sf(measure_sf(x_ad))``, computed without building the SF matrices."""
+        x = _check_batch(x_ad, (self.cfg.n_antennas, self.cfg.n_taps), "x_ad")
+        cfg = self.cfg
+        return [codebook.choose_pmi_subband(codebook.subband_target_from_ad(v, cfg), cfg) for v in x]
 
     def latents_from_pmis(self, pmis: list[codebook.Pmi]) -> np.ndarray:
         return np.stack([frame.pmi_to_values(p, self.cfg) for p in pmis]).astype(np.float32)
@@ -97,8 +101,9 @@ class Type2Codec:
         return np.stack([codebook.channel_estimate(p, self.cfg) for p in self.parse(latents)])
 
     def decode_ad(self, latents: np.ndarray) -> np.ndarray:
-        """``[B, latent_size]`` -> AD channel estimate (``sf_to_ad``), complex64 ``[B, Nt, taps]``."""
-        return sf_to_ad(self.decode_sf(latents), self.cfg.n_taps)
+        """``[B, latent_size]`` -> AD channel estimate, complex64 ``[B, Nt, taps]``: the same as
+        ``sf_to_ad(decode_sf(latents))``, computed without building the SF matrices."""
+        return np.stack([codebook.channel_estimate_ad(p, self.cfg) for p in self.parse(latents)])
 
     def precoders(self, latents: np.ndarray) -> np.ndarray:
         """The standard's precoders, unit norm per PMI subband: complex64 ``[B, Nt, N3]``."""
