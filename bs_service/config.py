@@ -1,0 +1,67 @@
+"""BS node settings (YAML ``--config`` file, its ``bs:`` section when present, plus flags)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class HookChoice(BaseModel):
+    """A hook by registered name plus its options (e.g. ``{"name": "ddim", "steps": 2}``)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "none"
+
+    def options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if k != "name"}
+
+
+class ModelHooks(BaseModel):
+    """Hooks of one model; unset = what the bundle's manifest asks (``bs.refinement`` /
+    ``bs.fusion``), or none."""
+
+    model_config = ConfigDict(extra="forbid")
+    refiner: HookChoice | None = None
+    fusion: HookChoice | None = None
+
+
+class BsSettings(BaseModel):
+    """Everything the BS node needs. Fields marked (start) cannot change over ``Configure``."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    host: str = "127.0.0.1"  # (start)
+    port: int = Field(50053, ge=0, le=65535)  # (start)
+    #: Dataset files for side information (bs_view only: y_*, sensors); keys with an empty
+    #: dataset_id read the first one.
+    datasets: list[str] = Field(default_factory=list)
+    #: Bundles loaded at start (folders or model ids under bundle_roots).
+    bundles: list[str] = Field(default_factory=list)
+    bundle_roots: list[str] = Field(default_factory=lambda: ["bundles"])
+    #: "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1"...  (start)
+    device: str = "auto"
+    #: Dynamic batching: a decoder batch closes at max_batch reports or max_wait_ms after its
+    #: first report arrived, whichever comes first.
+    max_batch: int = Field(256, ge=1, le=65536)
+    max_wait_ms: float = Field(2.0, ge=0.0, le=10_000.0)
+    #: Hooks per model id (overrides the manifest).
+    hooks: dict[str, ModelHooks] = Field(default_factory=dict)
+    #: Largest Decode request (reports); beyond: RESOURCE_EXHAUSTED.
+    max_batch_reports: int = Field(4096, ge=1, le=1 << 20)
+    #: Payload limits per report (beyond: RESOURCE_EXHAUSTED).
+    max_bits: int = Field(1 << 20, ge=1)
+    max_symbols: int = Field(1 << 16, ge=1)
+    #: SNR given to SNR-adaptive decoders when the report's is not finite (ideal link).
+    #: None = the decoder's own default (its training range's top).
+    ideal_snr_db: float | None = None
+    #: Longest a Decode waits for its batches (s); the caller's own deadline caps it.
+    decode_timeout_s: float = Field(60.0, gt=0.0, le=3600.0)
+    #: Recent results kept for idempotent retries (by ue_id, seq).
+    cache_size: int = Field(4096, ge=0, le=1 << 22)
+    max_message_mb: int = Field(64, ge=1, le=2047)  # (start)
+    max_workers: int = Field(16, ge=1, le=256)  # (start)
+    grace_s: float = Field(5.0, ge=0.0, le=600.0)  # (start)
+
+
+FROZEN = ("host", "port", "device", "max_message_mb", "max_workers", "grace_s")

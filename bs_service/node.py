@@ -1,0 +1,411 @@
+"""The BS node's work, free of gRPC: loaded decoders, validation, side information, batching.
+
+``BsNode.decode(items, timeout_s)`` takes wire payloads (already parsed from protobuf) and
+returns one :class:`Outcome` per item: the unnormalized AD reconstruction or an error. Per
+report: the model must be loaded at the same version (else ``ModelMismatch`` naming both),
+the rate must exist, the payload must be the kind and size that model sends at that rate;
+then payload -> latent (``shared.wire`` codec of the rate) -> queued on the model's
+:class:`DynamicBatcher` with its side information (dataset ``bs_view()`` by world key) ->
+fusion hook -> decoder -> refiner hook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bs_service.batcher import BatcherStopped, DynamicBatcher, Job
+from bs_service.config import BsSettings
+from bs_service.hooks import Fusion, Refiner, make_fusion, make_refiner
+from shared.bundle import MANIFEST, Bundle, resolve
+from shared.errors import BundleError, CsilinkError, InvalidInput, ModelMismatch, NotFound, TooLarge
+from shared.wire import Bits, from_spec
+
+log = logging.getLogger("csilink.bs")
+
+
+@dataclass
+class Item:
+    """One report to decode."""
+
+    model_id: str
+    version: str
+    rate: str
+    payload: Bits | np.ndarray
+    key: tuple[str, str, int, int]  # (dataset_id, split, sample_id, time_index)
+    snr_db: float = math.nan  # effective SNR from the channel metadata (nan: unknown)
+
+
+@dataclass
+class Outcome:
+    h_ad: np.ndarray | None = None
+    error: BaseException | None = None
+    target: str = ""
+    timings: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class LoadedDecoder:
+    bundle: Bundle
+    decoder: Any
+    digest: str
+    device: str
+    fusion: Fusion
+    refiner: Refiner
+    unpackers: dict[str, Callable[[Bits | np.ndarray], np.ndarray]]  # by rate name: payload -> latent
+    needs: list[str]
+    batcher: DynamicBatcher | None = None
+
+    @property
+    def model_id(self) -> str:
+        return self.bundle.model_id
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
+
+    @property
+    def target(self) -> str:
+        t = self.bundle.manifest.target
+        return f"{t.field}/{t.domain}"
+
+
+class BsDatasets:
+    """The BS's view of the world: ``bs_view()`` fields (y_*, sensors) only."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self._paths = list(paths)
+        self._lock = threading.Lock()
+        self._views: dict[str, Any] = {}
+        self._default: str | None = None
+
+    def view(self, dataset_id: str) -> Any:
+        with self._lock:
+            if not self._views and self._paths:
+                from shared.dataset import open_dataset
+
+                for p in self._paths:
+                    ds = open_dataset(p)
+                    did = str(ds.dataset_id)
+                    self._views[did] = ds.bs_view()
+                    self._default = self._default or did
+            if not self._views:
+                raise NotFound("the BS has no dataset configured for side information (settings.datasets)")
+            did = dataset_id or self._default
+            if did not in self._views:
+                raise NotFound(f"the BS has no dataset {dataset_id!r}; it has {sorted(self._views)}")
+            return self._views[did]
+
+    def read(self, dataset_id: str, split: str, name: str, sample_ids: np.ndarray) -> np.ndarray:
+        return np.asarray(self.view(dataset_id).read(split, name, sample_ids))
+
+    def close(self) -> None:
+        with self._lock:
+            for v in self._views.values():
+                close = getattr(v, "close", None)
+                if close:
+                    close()
+            self._views.clear()
+
+
+def _unpacker(bundle: Bundle, rate_name: str, decoder: Any) -> Callable[[Bits | np.ndarray], np.ndarray]:
+    """``payload -> latent [latent_size] float32`` for one rate: the ``shared.wire`` codec of the
+    rate's wire spec, or, for a wire kind that only the family knows (e.g. ``type2``), the
+    decoder's own ``unpack(bits)``."""
+    m = bundle.manifest
+    spec = m.rate(rate_name).wire or m.ue.wire
+    try:
+        codec = from_spec(spec, bundle.path)
+    except InvalidInput:
+        unpack = getattr(decoder, "unpack", None)
+        if unpack is None:
+            raise BundleError(
+                f"bundle {m.model_id}: wire kind {spec.get('kind')!r} is neither a shared.wire kind "
+                f"nor unpacked by the {m.family} decoder"
+            ) from None
+        return unpack
+    return lambda p: codec.decode(p, m.latent_size)
+
+
+class BsNode:
+    """Decoders + batchers + side information. Thread-safe."""
+
+    def __init__(self, settings: BsSettings) -> None:
+        self.settings = settings
+        self._lock = threading.RLock()
+        self._models: dict[str, LoadedDecoder] = {}
+        self.data = BsDatasets(settings.datasets)
+        for ref in settings.bundles:
+            self.load_model(ref)
+
+    # ------------------------------------------------------------------ models
+
+    def load_model(self, ref: str) -> LoadedDecoder:
+        """Load a bundle (every file's sha256 verified) and start its batcher; a loaded model
+        with the same id is replaced once the new one is ready (its queue drains first)."""
+        if not ref:
+            raise InvalidInput("LoadModel needs a bundle path or model id")
+        from models.registry import load_bs_decoder, resolve_device
+
+        path = resolve(ref, tuple(self.settings.bundle_roots))
+        bundle = Bundle.load(path)
+        digest = hashlib.sha256((Path(path) / MANIFEST).read_bytes()).hexdigest()
+        device = (
+            resolve_device(self.settings.device) if self.settings.device == "auto" else self.settings.device
+        )
+        decoder = load_bs_decoder(bundle, device)
+        ld = self._assemble(bundle, decoder, digest, str(getattr(decoder, "device", device)))
+        ld.batcher = DynamicBatcher(
+            bundle.model_id,
+            lambda jobs, ld=ld: self._run_batch(ld, jobs),
+            self.settings.max_batch,
+            self.settings.max_wait_ms / 1e3,
+        )
+        with self._lock:
+            old = self._models.get(bundle.model_id)
+            self._models[bundle.model_id] = ld
+        if old is not None and old.batcher is not None:
+            old.batcher.stop()
+        log.info(
+            "loaded %s v%s (%s) on %s from %s",
+            bundle.model_id,
+            bundle.version,
+            bundle.family,
+            ld.device,
+            path,
+        )
+        return ld
+
+    def _assemble(self, bundle: Bundle, decoder: Any, digest: str, device: str) -> LoadedDecoder:
+        m = bundle.manifest
+        hooks = self.settings.hooks.get(m.model_id)
+        fusion_spec = hooks.fusion.model_dump() if hooks and hooks.fusion else m.bs.fusion
+        refiner_spec = hooks.refiner.model_dump() if hooks and hooks.refiner else m.bs.refinement
+        fusion = make_fusion(fusion_spec, bundle, decoder)
+        refiner = make_refiner(refiner_spec, bundle, decoder)
+        unpackers = {r.name: _unpacker(bundle, r.name, decoder) for r in m.rates}
+        needs = sorted({*getattr(decoder, "needs", []), *m.bs.needs, *fusion.needs, *refiner.needs})
+        return LoadedDecoder(bundle, decoder, digest, device, fusion, refiner, unpackers, needs)
+
+    def reconfigure(self, settings: BsSettings) -> None:
+        """Apply new settings: batching at once; hooks rebuilt for every loaded model."""
+        self.settings = settings
+        with self._lock:
+            models = list(self._models.values())
+        for ld in models:
+            new = self._assemble(ld.bundle, ld.decoder, ld.digest, ld.device)
+            ld.fusion, ld.refiner, ld.needs = new.fusion, new.refiner, new.needs
+            if ld.batcher is not None:
+                ld.batcher.configure(settings.max_batch, settings.max_wait_ms / 1e3)
+
+    def unload_model(self, model_id: str) -> LoadedDecoder:
+        with self._lock:
+            ld = self._models.pop(model_id, None)
+            if ld is None:
+                raise NotFound(f"the BS has no model {model_id!r} loaded; it has {sorted(self._models)}")
+        if ld.batcher is not None:
+            ld.batcher.stop()
+        return ld
+
+    def models(self) -> list[LoadedDecoder]:
+        with self._lock:
+            return list(self._models.values())
+
+    def model_for(self, model_id: str, version: str) -> LoadedDecoder:
+        """The decoder of a report's model; ``ModelMismatch`` (FAILED_PRECONDITION) names both the
+        report's model/version and what the BS has."""
+        with self._lock:
+            ld = self._models.get(model_id)
+            loaded = sorted(f"{m.model_id} v{m.version}" for m in self._models.values())
+        if ld is None:
+            raise ModelMismatch(
+                f"report made by model {model_id!r} v{version or '?'}, which the BS has not loaded "
+                f"(loaded: {', '.join(loaded) or 'none'})"
+            )
+        if version != ld.version:
+            raise ModelMismatch(
+                f"report made by model {model_id!r} v{version or '?'}, but the BS has "
+                f"{model_id!r} v{ld.version} loaded: version mismatch"
+            )
+        return ld
+
+    # ------------------------------------------------------------------ decoding
+
+    def _wire_decode(self, ld: LoadedDecoder, item: Item) -> Any:
+        """Check kind and size of the payload against the model's rate; payload -> latent."""
+        m = ld.bundle.manifest
+        rate = m.rate(item.rate)
+        p = item.payload
+        if isinstance(p, Bits):
+            if p.n_bits > self.settings.max_bits:
+                raise TooLarge(
+                    f"bitstream of {p.n_bits} bits exceeds the BS limit of {self.settings.max_bits}"
+                )
+            if rate.bits is None:
+                raise InvalidInput(
+                    f"model {m.model_id} rate {rate.name} sends analog symbols, got a bitstream"
+                )
+            if p.n_bits != rate.bits:
+                raise InvalidInput(
+                    f"bitstream has {p.n_bits} bits, model {m.model_id} sends {rate.bits} at rate {rate.name}"
+                )
+        else:
+            if p.size > self.settings.max_symbols:
+                raise TooLarge(
+                    f"analog latent of {p.size} symbols exceeds the BS limit of {self.settings.max_symbols}"
+                )
+            if rate.symbols is None:
+                raise InvalidInput(
+                    f"model {m.model_id} rate {rate.name} sends a bitstream, got analog symbols"
+                )
+            if p.size != rate.symbols:
+                raise InvalidInput(
+                    f"analog latent has {p.size} symbols, model {m.model_id} sends "
+                    f"{rate.symbols} at rate {rate.name}"
+                )
+            if p.ndim != 1:
+                raise InvalidInput(f"analog latent must have shape [k], got {list(p.shape)}")
+        z = np.asarray(ld.unpackers[rate.name](p), dtype=np.float32).reshape(-1)
+        if z.size != m.latent_size:
+            raise InvalidInput(
+                f"payload decodes to {z.size} latent values, model {m.model_id} takes {m.latent_size}"
+            )
+        if not np.all(np.isfinite(z)):
+            raise InvalidInput("decoded latent contains NaN or Inf")
+        return z
+
+    def _side(self, ld: LoadedDecoder, items: list[Item]) -> list[dict[str, np.ndarray] | BaseException]:
+        """Side information per item (``ld.needs`` from the dataset's BS view)."""
+        out: list[dict[str, np.ndarray] | BaseException] = [{} for _ in items]
+        if not ld.needs:
+            return out
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, it in enumerate(items):
+            groups.setdefault((it.key[0], it.key[1]), []).append(i)
+        for (did, split), idx in groups.items():
+            ids = np.array([items[i].key[2] for i in idx], np.int64)
+            for name in ld.needs:
+                try:
+                    vals = self.data.read(did, split, name, ids)
+                except CsilinkError:
+                    for i in idx:  # find the bad ones: one by one
+                        if isinstance(out[i], BaseException):
+                            continue
+                        try:
+                            out[i][name] = self.data.read(did, split, name, np.array([items[i].key[2]]))[0]
+                        except CsilinkError as exc:
+                            out[i] = exc
+                    continue
+                for k, i in enumerate(idx):
+                    if not isinstance(out[i], BaseException):
+                        out[i][name] = vals[k]
+        return out
+
+    def decode(self, items: list[Item], timeout_s: float) -> list[Outcome]:
+        """Validate, wire-decode, batch and decode; one :class:`Outcome` per item."""
+        outcomes = [Outcome() for _ in items]
+        by_model: dict[str, tuple[LoadedDecoder, list[int]]] = {}
+        latents: dict[int, Any] = {}
+        for i, it in enumerate(items):
+            t0 = time.perf_counter_ns()
+            try:
+                ld = self.model_for(it.model_id, it.version)
+                latents[i] = self._wire_decode(ld, it)
+            except CsilinkError as exc:
+                outcomes[i].error = exc
+                continue
+            outcomes[i].timings["bs_wire_decode_ns"] = time.perf_counter_ns() - t0
+            outcomes[i].target = ld.target
+            by_model.setdefault(ld.model_id, (ld, []))[1].append(i)
+
+        pending: list[tuple[int, Job]] = []
+        for ld, idx in by_model.values():
+            sides = self._side(ld, [items[i] for i in idx])
+            jobs = []
+            for i, side in zip(idx, sides, strict=True):
+                if isinstance(side, BaseException):
+                    outcomes[i].error = side
+                    continue
+                job = Job((latents[i], side, items[i].snr_db))
+                jobs.append(job)
+                pending.append((i, job))
+            try:
+                assert ld.batcher is not None
+                ld.batcher.submit(jobs)
+            except BatcherStopped as exc:
+                for i, j in pending:
+                    if j in jobs:
+                        outcomes[i].error = ModelMismatch(str(exc))
+                pending = [(i, j) for i, j in pending if j not in jobs]
+
+        deadline = time.monotonic() + timeout_s
+        for i, job in pending:
+            if not job.wait(max(0.0, deadline - time.monotonic())):
+                outcomes[i].error = TimeoutError(f"decode did not finish within {timeout_s:.2f} s")
+                continue
+            try:
+                outcomes[i].h_ad = job.result(0)
+            except BaseException as exc:
+                outcomes[i].error = exc
+            outcomes[i].timings.update(job.timings)
+        return outcomes
+
+    def _snr(self, ld: LoadedDecoder, values: list[float]) -> np.ndarray | None:
+        """Per-report SNR for the decoder; non-finite (ideal link / unknown) -> the fallback."""
+        arr = np.asarray(values, np.float64)
+        if np.all(np.isnan(arr)):
+            return None
+        fallback = self.settings.ideal_snr_db
+        if fallback is None:
+            fallback = float(getattr(ld.decoder, "default_snr_db", 20.0))
+        return np.where(np.isfinite(arr), arr, fallback).astype(np.float32)
+
+    def _run_batch(self, ld: LoadedDecoder, jobs: list[Job]) -> None:
+        """Runs on the model's batcher thread: fusion -> decoder -> refiner for one batch."""
+        b = len(jobs)
+        try:
+            payloads = [j.payload[0] for j in jobs]
+            names = ld.needs
+            side = {n: np.stack([j.payload[1][n] for j in jobs]) for n in names}
+            snr = self._snr(ld, [j.payload[2] for j in jobs])
+            t0 = time.perf_counter_ns()
+            lat = ld.fusion.fuse(np.stack(payloads).astype(np.float32), side, snr)
+            t1 = time.perf_counter_ns()
+            h = ld.decoder.decode_batch(lat, side, snr)
+            t2 = time.perf_counter_ns()
+            h = ld.refiner.refine(np.asarray(h), lat, side, snr)
+            t3 = time.perf_counter_ns()
+            h = np.asarray(h)
+            if h.shape[0] != b or not np.iscomplexobj(h):
+                raise RuntimeError(
+                    f"decoder of {ld.model_id} returned {h.dtype} {list(h.shape)} for a batch of {b}"
+                )
+        except BaseException as exc:
+            for j in jobs:
+                j.set_error(exc)
+            return
+        h = h.astype(np.complex64, copy=False)
+        for k, j in enumerate(jobs):
+            j.timings.update(
+                bs_queue_ns=j.started_ns - j.enqueued_ns,
+                bs_fusion_ns=t1 - t0,
+                bs_decode_ns=t2 - t1,
+                bs_refine_ns=t3 - t2,
+                bs_batch_size=b,
+            )
+            j.set_result(h[k])
+
+    def close(self) -> None:
+        for ld in self.models():
+            if ld.batcher is not None:
+                ld.batcher.stop()
+        self.data.close()

@@ -1,0 +1,287 @@
+"""The UE node's work, free of gRPC: models, measurement, encoding.
+
+``UeNode.measure_encode(items, model_id, rate, csi_rs_snr_db)`` reads each sample's DL CSI
+(``x_ad``, the dataset's UE view only), adds channel-estimation noise when asked (keyed draw
+by ``(seed, ue_id, seq)``), runs the model's encoder in batches and returns one
+:class:`Encoded` per item (payload or error). The servicer turns them into ``CsiReport``s.
+
+numpy + onnxruntime only: no torch anywhere on this path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.bundle import MANIFEST, Bundle, resolve
+from shared.errors import CsilinkError, InvalidInput, ModelMismatch, NotFound
+from shared.wire import Bits
+from ue_service.config import UeSettings
+
+log = logging.getLogger("csilink.ue")
+
+#: Last word of the SeedSequence key of the estimation noise (the channel emulator's streams
+#: use 0..3 with the same (seed, ue_id, seq) prefix, so the UE's draw never coincides).
+ESTIMATION_STREAM = 1000
+
+
+@dataclass
+class LoadedModel:
+    """A bundle and its UE encoder."""
+
+    bundle: Bundle
+    encoder: Any
+    digest: str
+
+    @property
+    def model_id(self) -> str:
+        return self.bundle.model_id
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
+
+
+@dataclass
+class Item:
+    """One report to make."""
+
+    key: tuple[str, str, int, int]  # (dataset_id, split, sample_id, time_index)
+    ue_id: int
+    seq: int
+
+
+@dataclass
+class Encoded:
+    """What the UE made of one item: a payload, or an error (``error`` set, payload None)."""
+
+    item: Item
+    payload: Bits | np.ndarray | None = None
+    error: CsilinkError | None = None
+    timings: dict[str, int] = field(default_factory=dict)
+
+
+def make_encoder(bundle: Bundle, threads: int = 1) -> Any:
+    """The UE half of ``bundle`` (``shared.ue_encoder``: the ONNX encoder, or a non-learned
+    family's numpy encoder from ``models/<pkg>/ue.py``)."""
+    from shared.ue_encoder import UeEncoder
+
+    return UeEncoder.from_bundle(bundle, threads=threads)
+
+
+def estimation_noise(x: np.ndarray, snr_db: float, seed: int, ue_id: int, seq: int) -> np.ndarray:
+    """``x + n`` with ``n ~ CN(0, P/snr)``, ``P = mean |x|^2`` of this sample: the UE's channel
+    estimate from CSI-RS at ``snr_db``. Keyed draw: same (seed, ue_id, seq) -> same noise.
+
+    :input x: ``[Nt, T]`` complex64
+    :output: ``[Nt, T]`` complex64
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(ue_id), int(seq), ESTIMATION_STREAM]))
+    p = float(np.mean(np.abs(x) ** 2))
+    sigma = np.sqrt(p * 10.0 ** (-snr_db / 10.0) / 2.0)
+    n = rng.standard_normal(x.shape + (2,)).astype(np.float32) * np.float32(sigma)
+    return (x + (n[..., 0] + 1j * n[..., 1])).astype(np.complex64)
+
+
+class UeDatasets:
+    """The UE's view of the world: ``x_ad`` only, from one or more dataset files."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self._paths = list(paths)
+        self._lock = threading.Lock()
+        self._views: dict[str, Any] = {}  # dataset_id -> ue view
+        self._default: str | None = None
+
+    def _open_all(self) -> None:
+        if self._views or not self._paths:
+            return
+        from shared.dataset import open_dataset
+
+        for p in self._paths:
+            ds = open_dataset(p)
+            view = ds.ue_view()
+            did = str(ds.dataset_id)
+            self._views[did] = view
+            if self._default is None:
+                self._default = did
+
+    def view(self, dataset_id: str) -> Any:
+        with self._lock:
+            self._open_all()
+            if not self._views:
+                raise NotFound("the UE has no dataset configured (settings.datasets)")
+            did = dataset_id or self._default
+            if did not in self._views:
+                raise NotFound(f"the UE has no dataset {dataset_id!r}; it has {sorted(self._views)}")
+            return self._views[did]
+
+    def read_x(self, dataset_id: str, split: str, sample_ids: np.ndarray) -> np.ndarray:
+        """``x_ad`` of the samples, ``[n, Nt, T]`` complex64, in the order given."""
+        view = self.view(dataset_id)
+        return np.asarray(view.read(split, "x_ad", sample_ids), dtype=np.complex64)
+
+    def close(self) -> None:
+        with self._lock:
+            for v in self._views.values():
+                close = getattr(v, "close", None)
+                if close:
+                    close()
+            self._views.clear()
+
+
+class UeNode:
+    """Models + datasets + encoding. Thread-safe: requests run concurrently."""
+
+    def __init__(self, settings: UeSettings) -> None:
+        self.settings = settings
+        self._lock = threading.RLock()
+        self._models: dict[str, LoadedModel] = {}
+        self._default: str | None = None
+        self.data = UeDatasets(settings.datasets)
+        for i, ref in enumerate(settings.bundles):
+            self.load_model(ref, make_default=(i == 0))
+
+    # ------------------------------------------------------------------ models
+
+    def _resolve(self, ref: str) -> Path:
+        return resolve(ref, tuple(self.settings.bundle_roots))
+
+    def load_model(self, ref: str, make_default: bool = False) -> LoadedModel:
+        """Load (hash-verified) and keep a bundle; replaces a loaded model with the same id."""
+        if not ref:
+            raise InvalidInput("LoadModel needs a bundle path or model id")
+        path = self._resolve(ref)
+        bundle = Bundle.load(path)
+        digest = hashlib.sha256((path / MANIFEST).read_bytes()).hexdigest()
+        encoder = make_encoder(bundle, threads=self.settings.threads)
+        lm = LoadedModel(bundle, encoder, digest)
+        with self._lock:
+            self._models[bundle.model_id] = lm
+            if make_default or self._default is None:
+                self._default = bundle.model_id
+        log.info("loaded %s v%s (%s) from %s", bundle.model_id, bundle.version, bundle.family, path)
+        return lm
+
+    def swap_model(self, ref: str, version: str = "") -> LoadedModel:
+        """Make ``ref`` the default model, loading it first unless it is loaded already."""
+        with self._lock:
+            lm = self._models.get(ref)
+        if lm is None:
+            lm = self.load_model(ref, make_default=False)
+        if version and lm.version != version:
+            raise ModelMismatch(f"model {lm.model_id} is version {lm.version}, the swap asked for {version}")
+        with self._lock:
+            self._default = lm.model_id
+        log.info("default model is now %s v%s", lm.model_id, lm.version)
+        return lm
+
+    def unload_model(self, model_id: str) -> LoadedModel:
+        with self._lock:
+            lm = self._models.pop(model_id, None)
+            if lm is None:
+                raise NotFound(f"the UE has no model {model_id!r} loaded; it has {sorted(self._models)}")
+            if self._default == model_id:
+                self._default = next(iter(self._models), None)
+        return lm
+
+    def models(self) -> tuple[list[LoadedModel], str | None]:
+        with self._lock:
+            return list(self._models.values()), self._default
+
+    def model(self, model_id: str = "") -> LoadedModel:
+        """The loaded model ``model_id`` ("" = the default); NOT_FOUND names what is loaded."""
+        with self._lock:
+            mid = model_id or self._default
+            if mid is None:
+                raise NotFound("the UE has no model loaded (LoadModel first)")
+            lm = self._models.get(mid)
+            if lm is None:
+                raise NotFound(f"the UE has no model {mid!r} loaded; it has {sorted(self._models)}")
+            return lm
+
+    # ------------------------------------------------------------------ work
+
+    def measure_encode(
+        self, items: list[Item], lm: LoadedModel, rate: str, csi_rs_snr_db: float | None
+    ) -> list[Encoded]:
+        """Read, estimate and encode; one :class:`Encoded` per item, same order."""
+        lm.bundle.manifest.rate(rate)  # NotFound for an unknown rate: request-level
+        out = [Encoded(it) for it in items]
+        snr = self.settings.csi_rs_snr_db if csi_rs_snr_db is None else csi_rs_snr_db
+
+        # Read, grouped by (dataset, split) so each group is one dataset read.
+        t0 = time.perf_counter_ns()
+        x = np.zeros((len(items), *lm.bundle.manifest.input_shape), np.complex64)
+        ok = np.zeros(len(items), bool)
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, it in enumerate(items):
+            if it.key[3] != 0:
+                out[i].error = InvalidInput(
+                    f"time_index {it.key[3]} not available: datasets hold one snapshot (0)"
+                )
+                continue
+            groups.setdefault((it.key[0], it.key[1]), []).append(i)
+        for (did, split), idx in groups.items():
+            ids = np.array([items[i].key[2] for i in idx], np.int64)
+            try:
+                xs = self.data.read_x(did, split, ids)
+            except CsilinkError as exc:
+                # One unknown id must not sink the group: retry one by one to find the bad ones.
+                if len(idx) == 1:
+                    out[idx[0]].error = exc
+                    continue
+                for i in idx:
+                    try:
+                        x[i] = self.data.read_x(did, split, np.array([items[i].key[2]], np.int64))[0]
+                        ok[i] = True
+                    except CsilinkError as exc1:
+                        out[i].error = exc1
+                continue
+            if xs.shape[1:] != x.shape[1:]:
+                err = InvalidInput(
+                    f"dataset {did or '(default)'} x_ad is {list(xs.shape[1:])}, model "
+                    f"{lm.model_id} takes {list(x.shape[1:])}"
+                )
+                for i in idx:
+                    out[i].error = err
+                continue
+            x[idx] = xs
+            ok[idx] = True
+        t_read = time.perf_counter_ns() - t0
+
+        t0 = time.perf_counter_ns()
+        if snr is not None:
+            for i in np.flatnonzero(ok):
+                x[i] = estimation_noise(x[i], float(snr), self.settings.seed, items[i].ue_id, items[i].seq)
+        t_est = time.perf_counter_ns() - t0
+
+        # Encode the good ones in batches.
+        good = np.flatnonzero(ok)
+        bs = self.settings.encode_batch
+        for s in range(0, len(good), bs):
+            idx = good[s : s + bs]
+            t0 = time.perf_counter_ns()
+            try:
+                payloads = lm.encoder.encode(x[idx], rate or None)
+            except CsilinkError as exc:
+                for i in idx:
+                    out[i].error = exc
+                continue
+            t_enc = time.perf_counter_ns() - t0
+            for i, p in zip(idx, payloads, strict=True):
+                out[i].payload = p
+                out[i].timings["ue_encode_ns"] = t_enc
+        for e in out:
+            e.timings["ue_read_ns"] = t_read
+            e.timings["ue_estimate_ns"] = t_est
+        return out
+
+    def close(self) -> None:
+        self.data.close()
