@@ -120,7 +120,7 @@ def transmit_analog(
     out = apply_simo(x / scale, h, noise, cfg.n0)
     return AnalogResult(
         symbols_hat=(out.x_hat * scale).astype(np.complex64),
-        effective_snr_db=effective_snr_db(out.post_snr_db),
+        effective_snr_db=out.effective_snr_db,
         per_symbol_snr_db=out.post_snr_db,
         signal_energy=out.signal_energy,
         noise_energy=out.noise_energy,

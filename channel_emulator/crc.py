@@ -92,9 +92,14 @@ def _as_bits(bits: np.ndarray) -> np.ndarray:
     b = np.asarray(bits)
     if b.ndim != 1:
         raise InvalidInput(f"CRC input must be a 1-D bit array, got shape {b.shape}")
-    if b.size and (b.min() < 0 or b.max() > 1):
+    if b.dtype == np.bool_:
+        return b.view(np.uint8)
+    if b.dtype != np.uint8 and b.size and b.min() < 0:
         raise InvalidInput("CRC input must hold only 0 and 1")
-    return b.astype(np.uint8, copy=False)
+    b = b.astype(np.uint8, copy=False)
+    if b.size and np.any(b > 1):
+        raise InvalidInput("CRC input must hold only 0 and 1")
+    return b
 
 
 def remainder(bits: np.ndarray, name: str) -> int:
@@ -103,7 +108,10 @@ def remainder(bits: np.ndarray, name: str) -> int:
     :input bits: uint8 ``[n]`` of 0/1, first bit = highest power.
     :output: int in ``[0, 2^L)``.
     """
-    b = _as_bits(bits)
+    return _remainder(_as_bits(bits), name)
+
+
+def _remainder(b: np.ndarray, name: str) -> int:
     pad = (-b.size) % 8  # leading zeros leave the remainder unchanged (zero initial register)
     if pad:
         b = np.concatenate([np.zeros(pad, np.uint8), b])
@@ -112,8 +120,12 @@ def remainder(bits: np.ndarray, name: str) -> int:
 
 def parity(bits: np.ndarray, name: str) -> np.ndarray:
     """The ``L`` parity bits of a payload: uint8 ``[L]``, ``p_0`` (highest power) first."""
+    return _parity(_as_bits(bits), name)
+
+
+def _parity(b: np.ndarray, name: str) -> np.ndarray:
     length = _spec(name)[0]
-    r = remainder(bits, name)
+    r = _remainder(b, name)
     return ((r >> np.arange(length - 1, -1, -1)) & 1).astype(np.uint8)
 
 
@@ -122,7 +134,7 @@ def attach(bits: np.ndarray, name: str | None) -> np.ndarray:
     b = _as_bits(bits)
     if name is None:
         return b.copy()
-    return np.concatenate([b, parity(b, name)])
+    return np.concatenate([b, _parity(b, name)])
 
 
 def check(codeword: np.ndarray, name: str) -> bool:
@@ -135,4 +147,4 @@ def check(codeword: np.ndarray, name: str) -> bool:
     length = _spec(name)[0]
     if c.size < length:
         raise InvalidInput(f"codeword of {c.size} bits is shorter than the {length}-bit {name}")
-    return bool(np.array_equal(parity(c[: c.size - length], name), c[c.size - length :]))
+    return bool(np.array_equal(_parity(c[: c.size - length], name), c[c.size - length :]))

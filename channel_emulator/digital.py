@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from channel_emulator import crc as crc_mod
-from channel_emulator.analog import effective_snr_db
 from channel_emulator.config import LinkConfig
 from channel_emulator.fading import draw_channel
 from channel_emulator.modulation import bits_per_symbol, demodulate, modulate
@@ -128,7 +127,7 @@ def transmit_bits(bits: Bits, cfg: LinkConfig, rng: ReportRng | np.random.Genera
     crc_ok = None if cfg.crc is None else crc_mod.check(hard[: codeword.size], cfg.crc)
     common = dict(
         bit_errors=bit_errors, n_bits_on_air=n_air, payload_bit_errors=payload_errors, n_symbols=n_sym,
-        crc_ok=crc_ok, effective_snr_db=effective_snr_db(out.post_snr_db),
+        crc_ok=crc_ok, effective_snr_db=out.effective_snr_db,
         signal_energy=out.signal_energy, noise_energy=out.noise_energy,
     )
     if crc_ok is False:

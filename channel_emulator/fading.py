@@ -25,6 +25,8 @@ scattered part independently for every symbol (for TDL a fresh impulse response 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from channel_emulator.config import LinkConfig
@@ -81,13 +83,25 @@ def subcarrier_offsets(k: int, spacing_hz: float) -> np.ndarray:
     return (np.arange(k) - (k - 1) / 2.0) * spacing_hz
 
 
-def _draw_tdl(cfg: LinkConfig, k: int, gen: np.random.Generator) -> np.ndarray:
-    tau, p = tdl_taps(cfg.mode[-1].upper(), cfg.delay_spread_ns * 1e-9)
-    f = subcarrier_offsets(k, cfg.subcarrier_spacing_khz * 1e3)
-    steer = np.exp(-2j * np.pi * np.outer(f, tau)).astype(np.complex64)  # [k, L]
+@lru_cache(maxsize=64)
+def _tdl_geometry(
+    profile: str, delay_spread_ns: float, spacing_khz: float, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(phase ramps complex64 ``[k, L]``, tap amplitudes float32 ``[L]``), read-only, cached:
+    the same for every report of a given size under one config."""
+    tau, p = tdl_taps(profile, delay_spread_ns * 1e-9)
+    f = subcarrier_offsets(k, spacing_khz * 1e3)
+    steer = np.exp(-2j * np.pi * np.outer(f, tau)).astype(np.complex64)
     amp = np.sqrt(p).astype(np.float32)
+    steer.flags.writeable = amp.flags.writeable = False
+    return steer, amp
+
+
+def _draw_tdl(cfg: LinkConfig, k: int, gen: np.random.Generator) -> np.ndarray:
+    steer, amp = _tdl_geometry(cfg.mode[-1].upper(), cfg.delay_spread_ns, cfg.subcarrier_spacing_khz, k)
+    n_taps = amp.size
     if cfg.block_fading:
-        taps = complex_normal(gen, (cfg.n_rx, tau.size)) * amp  # [n_rx, L]
+        taps = complex_normal(gen, (cfg.n_rx, n_taps)) * amp  # [n_rx, L]
         return steer @ taps.T  # [k, n_rx]
-    taps = complex_normal(gen, (k, cfg.n_rx, tau.size)) * amp  # [k, n_rx, L]
+    taps = complex_normal(gen, (k, cfg.n_rx, n_taps)) * amp  # [k, n_rx, L]
     return np.einsum("kl,knl->kn", steer, taps).astype(np.complex64)

@@ -73,12 +73,16 @@ def demodulate(symbols: np.ndarray, modulation: str) -> np.ndarray:
     s = np.asarray(symbols).ravel()
     re, im = s.real, s.imag
     if modulation == "bpsk":
-        return ((re + im) < 0).astype(np.uint8)
-    if modulation == "qpsk":
-        return np.stack([re < 0, im < 0], axis=1).astype(np.uint8).ravel()
-    bits_per_symbol(modulation)  # raises for unknown names
-    thr = 2.0 * _S10
-    return np.stack([re < 0, im < 0, np.abs(re) > thr, np.abs(im) > thr], axis=1).astype(np.uint8).ravel()
+        return ((re + im) < 0).view(np.uint8)
+    m = bits_per_symbol(modulation)  # raises for unknown names
+    out = np.empty((s.size, m), np.bool_)
+    np.less(re, 0, out=out[:, 0])
+    np.less(im, 0, out=out[:, 1])
+    if m == 4:
+        thr = 2.0 * _S10
+        np.greater(np.abs(re), thr, out=out[:, 2])
+        np.greater(np.abs(im), thr, out=out[:, 3])
+    return out.view(np.uint8).ravel()
 
 
 def constellation(modulation: str) -> np.ndarray:
