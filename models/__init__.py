@@ -1,0 +1,1 @@
+"""Model families (one subpackage each) behind ``models.registry``. Torch-free at import."""

@@ -1,0 +1,1 @@
+"""Helpers shared by the learned families (torch code; import lazily from family packages)."""

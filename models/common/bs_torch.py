@@ -1,0 +1,108 @@
+"""The BS half of learned families: a torch decoder rebuilt from the manifest + safetensors."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from models.registry import resolve_device
+from shared.errors import BundleError, InvalidInput
+from shared.transforms import real_to_complex
+
+if TYPE_CHECKING:  # pragma: no cover
+    from models.common.learned import LearnedFamily
+    from shared.bundle import Bundle
+
+
+def check_latents(latents: np.ndarray, latent_size: int) -> np.ndarray:
+    """Validate a ``[B, latent_size]`` real batch; returns it as float32."""
+    z = np.asarray(latents)
+    if z.ndim != 2 or z.shape[1] != latent_size:
+        raise InvalidInput(f"latents must be [B, {latent_size}], got shape {z.shape}")
+    if np.iscomplexobj(z) or not np.issubdtype(z.dtype, np.number):
+        raise InvalidInput(f"latents must be real numbers, got dtype {z.dtype}")
+    if not np.all(np.isfinite(z)):
+        raise InvalidInput("latents contain NaN or Inf")
+    return z.astype(np.float32, copy=False)
+
+
+class TorchBsDecoder:
+    """``decode_batch(latents [B, L] float32, side, snr_db [B] | None) -> [B, Nt, T] complex64``.
+
+    Output is unnormalized (divided by the bundle's normalization scale).
+    """
+
+    def __init__(
+        self,
+        decoder: torch.nn.Module,
+        latent_size: int,
+        scale: float,
+        device: str,
+        snr_adaptive: bool,
+        default_snr_db: float,
+        needs: list[str] | None = None,
+    ) -> None:
+        self.decoder = decoder.to(device).eval()
+        self.latent_size = latent_size
+        self.scale = float(scale)
+        self.device = device
+        self.snr_adaptive = snr_adaptive
+        self.default_snr_db = float(default_snr_db)
+        self.needs = list(needs or [])
+
+    @classmethod
+    def from_bundle(cls, family: LearnedFamily, bundle: Bundle, device: str = "auto") -> TorchBsDecoder:
+        from safetensors.torch import load_file
+
+        m = bundle.manifest
+        if not m.bs.weights:
+            raise BundleError(f"bundle {m.model_id}: no BS weights listed")
+        cfg: dict[str, Any] = m.bs.config
+        try:
+            decoder = family.build_decoder(family.full_config(cfg.get("model", cfg)))
+        except (TypeError, ValueError) as exc:
+            raise BundleError(
+                f"bundle {m.model_id}: BS config does not build a {family.name} decoder: {exc}"
+            ) from None
+        state: dict[str, torch.Tensor] = {}
+        for name in m.bs.weights:
+            state.update(load_file(str(bundle.file(name))))
+        try:
+            decoder.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise BundleError(
+                f"bundle {m.model_id}: decoder weights do not match its config: {exc}"
+            ) from None
+        scale = m.normalization.get("scale")
+        if not isinstance(scale, int | float) or not scale > 0:
+            raise BundleError(
+                f"bundle {m.model_id}: normalization.scale must be a positive number, got {scale!r}"
+            )
+        return cls(
+            decoder,
+            m.latent_size,
+            scale,
+            resolve_device(device),
+            family.snr_adaptive,
+            family.default_snr_db,
+            m.bs.needs,
+        )
+
+    def decode_batch(
+        self, latents: np.ndarray, side: dict[str, np.ndarray] | None = None, snr_db: np.ndarray | None = None
+    ) -> np.ndarray:
+        z = check_latents(latents, self.latent_size)
+        snr_t = None
+        if self.snr_adaptive:
+            if snr_db is None:
+                snr = np.full(len(z), self.default_snr_db, np.float32)
+            else:
+                snr = np.broadcast_to(np.asarray(snr_db, dtype=np.float32).reshape(-1), (len(z),))
+                if not np.all(np.isfinite(snr)):
+                    raise InvalidInput("snr_db contains NaN or Inf")
+            snr_t = torch.from_numpy(np.ascontiguousarray(snr)).to(self.device)
+        with torch.inference_mode():
+            x = self.decoder(torch.from_numpy(np.ascontiguousarray(z)).to(self.device), snr_t)
+        return (real_to_complex(x.float().cpu().numpy()) / np.float32(self.scale)).astype(np.complex64)

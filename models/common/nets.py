@@ -1,0 +1,118 @@
+"""CsiNet-class building blocks (torch): conv + FC encoder, FC + RefineNet decoder.
+
+Shapes: networks take the real layout ``x: float32 [B, 2, Nt, T]`` (``shared.transforms``)
+of NORMALIZED angular-delay CSI and give back the same layout. Sized for CPU training
+(~1 ms per sample forward+backward on one core): the two FC layers hold most parameters
+(``2 * Nt * T * latent`` each), the convolutions are narrow.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv_bn(c_in: int, c_out: int, k: int, act: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out)]
+    if act:
+        layers.append(nn.LeakyReLU(0.3))
+    return nn.Sequential(*layers)
+
+
+class Encoder(nn.Module):
+    """``x [B, 2, Nt, T] -> z [B, latent]``: a few convolutions, then one FC layer.
+
+    ``out_act``: ``"tanh"`` (digital families: latent in [-1, 1] for the uniform quantizer)
+    or ``"none"`` (analog: the wire normalizes power).
+    """
+
+    def __init__(
+        self, latent: int, nt: int = 32, taps: int = 32, width: int = 16, out_act: str = "tanh"
+    ) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            conv_bn(2, width, 5),
+            conv_bn(width, width, 3),
+            conv_bn(width, 2, 3),
+        )
+        self.fc = nn.Linear(2 * nt * taps, latent)
+        if out_act not in ("tanh", "none"):
+            raise ValueError(f"out_act must be 'tanh' or 'none', got {out_act!r}")
+        self.out_act = nn.Tanh() if out_act == "tanh" else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x) + x  # residual: keeps the raw CSI visible to the FC layer
+        return self.out_act(self.fc(torch.flatten(h, 1)))
+
+
+class SnrScale(nn.Module):
+    """ADJSCC-style channel attention: pooled features + SNR -> per-channel gains in (0, 2)."""
+
+    def __init__(self, channels: int, hidden: int = 16) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(channels + 1, hidden), nn.ReLU(), nn.Linear(hidden, channels))
+
+    def forward(self, h: torch.Tensor, snr: torch.Tensor) -> torch.Tensor:
+        pooled = h.mean(dim=(2, 3))
+        g = 2.0 * torch.sigmoid(self.mlp(torch.cat([pooled, snr[:, None]], 1)))
+        return h * g[:, :, None, None]
+
+
+class RefineBlock(nn.Module):
+    """CsiNet+ RefineNet: 7x7 -> 5x5 -> 3x3 convolutions with a residual connection."""
+
+    def __init__(self, width: int = 16, snr_adaptive: bool = False) -> None:
+        super().__init__()
+        self.c1 = conv_bn(2, width // 2, 7)
+        self.c2 = conv_bn(width // 2, width, 5)
+        self.c3 = conv_bn(width, 2, 3, act=False)
+        self.scale = SnrScale(width) if snr_adaptive else None
+        self.act = nn.LeakyReLU(0.3)
+
+    def forward(self, x: torch.Tensor, snr: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.c2(self.c1(x))
+        if self.scale is not None:
+            h = self.scale(h, snr)
+        return self.act(self.c3(h) + x)
+
+
+class Decoder(nn.Module):
+    """``latent [B, latent] (+ snr_db [B]) -> x_hat [B, 2, Nt, T]``.
+
+    With ``snr_adaptive`` (analog JSCC) the normalized SNR ``snr_db / 20`` is appended to the
+    FC input and drives an :class:`SnrScale` in every refine block; without it ``snr_db`` is
+    ignored.
+    """
+
+    def __init__(
+        self,
+        latent: int,
+        nt: int = 32,
+        taps: int = 32,
+        width: int = 16,
+        blocks: int = 2,
+        snr_adaptive: bool = False,
+    ) -> None:
+        super().__init__()
+        self.nt, self.taps, self.snr_adaptive = nt, taps, snr_adaptive
+        self.fc = nn.Linear(latent + (1 if snr_adaptive else 0), 2 * nt * taps)
+        self.blocks = nn.ModuleList(RefineBlock(width, snr_adaptive) for _ in range(blocks))
+        self.out = nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, z: torch.Tensor, snr_db: torch.Tensor | None = None) -> torch.Tensor:
+        snr = None
+        if self.snr_adaptive:
+            if snr_db is None:
+                raise ValueError("this decoder is SNR-adaptive and needs snr_db")
+            snr = snr_db.to(z.dtype).reshape(-1) / 20.0
+            z = torch.cat([z, snr[:, None]], 1)
+        h = self.fc(z).reshape(-1, 2, self.nt, self.taps)
+        for blk in self.blocks:
+            h = blk(h, snr)
+        return self.out(h) + h
+
+
+def nmse_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``||x - x_hat||^2 / ||x||^2`` (linear NMSE), the metric trained for."""
+    err = ((x - x_hat) ** 2).flatten(1).sum(1)
+    return (err / torch.clamp((x**2).flatten(1).sum(1), min=1e-12)).mean()

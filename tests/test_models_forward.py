@@ -1,0 +1,42 @@
+"""Shapes, gradients and the wire inside the learned families' training graphs."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from models.registry import get_family  # noqa: E402
+
+
+def test_csinet_shapes_and_quantized_latent() -> None:
+    fam = get_family("csinet")
+    m = fam.build_model({"latent": 16, "bits": 4, "width": 4, "blocks": 1})
+    x = torch.randn(5, 2, 32, 32)
+    z = m.encoder(x)
+    assert z.shape == (5, 16) and float(z.detach().abs().max()) <= 1.0
+    zq = m.quantize(z)
+    levels = (zq + 1) / 2 * 16 - 0.5  # cell centres of a 4-bit midrise quantizer
+    assert torch.allclose(levels, levels.round(), atol=1e-5)
+    loss, x_hat = fam.loss(m, x)
+    assert x_hat.shape == x.shape
+    loss.backward()
+    assert m.encoder.fc.weight.grad is not None and float(m.encoder.fc.weight.grad.abs().sum()) > 0
+
+
+def test_jscc_decoder_sees_snr_and_prefix() -> None:
+    fam = get_family("csinet-jscc")
+    m = fam.build_model({"symbols": 8, "prefixes": [4, 8], "width": 4, "blocks": 1}).eval()
+    x = torch.randn(3, 2, 32, 32)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        a = m(x, torch.full((3,), 30.0), 8, torch.Generator().manual_seed(1))
+        b = m(x, torch.full((3,), -10.0), 8, torch.Generator().manual_seed(1))
+        c = m(x, torch.full((3,), 30.0), 4, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape
+    assert not torch.allclose(a, b) and not torch.allclose(a, c)
+    loss, _ = fam.loss(m, x, g)
+    loss.backward()
+    assert m.decoder.blocks[0].scale is not None
+    with pytest.raises(ValueError, match="snr_db"):
+        m.decoder(torch.zeros(1, 16))

@@ -1,0 +1,217 @@
+"""Export a training run to a bundle: ONNX encoder (fp32 + int8 QDQ), safetensors decoder, manifest.
+
+* The UE graph is the family's ``model.encoder``: ``x float32 [B, 2, Nt, T]`` (normalized AD
+  CSI, real layout) -> ``z float32 [B, latent]`` (continuous latent, before the wire step).
+* int8: ``onnxruntime.quantization.quant_pre_process`` then ``quantize_static`` (QDQ format,
+  per-channel int8 weights, int8 activations, MinMax calibration) with a
+  :class:`CalibrationDataReader` over training samples of the run's dataset.
+* The BS half: ``model.decoder.state_dict()`` in ``decoder.safetensors`` (no pickles).
+* Manifest via ``shared.bundle.write_bundle`` (hashes every file).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.common.learned import LearnedFamily
+from models.registry import get_family
+from shared.bundle import Bundle, write_bundle
+from shared.errors import InvalidInput, NotFound
+from shared.provenance import git_commit
+from shared.transforms import complex_to_real
+from training import data as ds
+
+log = logging.getLogger(__name__)
+
+ONNX_OPSET = 17
+ENCODER_INT8 = "encoder.int8.onnx"
+ENCODER_FP32 = "encoder.fp32.onnx"
+DECODER = "decoder.safetensors"
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """(config, summary, model with weights) of a run; ``checkpoint`` is ``"best"`` or ``"last"``."""
+    run = Path(run_dir)
+    cfg_path = run / "config.json"
+    if not cfg_path.is_file():
+        raise NotFound(f"{run}: not a training run (no config.json)")
+    config = json.loads(cfg_path.read_text())
+    ck_path = run / f"{checkpoint}.pt"
+    if not ck_path.is_file():
+        raise NotFound(f"{run}: no {checkpoint}.pt checkpoint (train first)")
+    fam = get_family(config["family"])
+    if not isinstance(fam, LearnedFamily):
+        raise InvalidInput(f"family {fam.name!r} is not exportable")
+    model = fam.build_model(config["model"])
+    ck = torch.load(ck_path, map_location="cpu", weights_only=True)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    summary: dict[str, Any] = {}
+    if (run / "run.json").is_file():
+        summary = json.loads((run / "run.json").read_text())
+    else:  # exporting a run still in progress: take what last.pt knows
+        last = torch.load(run / "last.pt", map_location="cpu", weights_only=True)["state"]
+        summary = {
+            "samples_seen": last["samples_seen"],
+            "wall_minutes": round(last["wall_s"] / 60, 2),
+            "normalization": {"scale": last["scale"], "method": "global-rms", "computed_on": "train"},
+            "best_val_nmse_db": last.get("best_val_db"),
+            "seed": config["seed"],
+            "in_progress": True,
+        }
+    summary["checkpoint"] = checkpoint
+    if checkpoint == "best" and "val_nmse_db" in ck:
+        summary["exported_val_nmse_db"] = ck["val_nmse_db"]
+        summary["exported_at_samples"] = ck.get("samples_seen")
+    return config, summary, model
+
+
+def export_onnx(encoder: torch.nn.Module, path: Path, nt: int = 32, taps: int = 32) -> None:
+    """fp32 ONNX of ``encoder`` with a dynamic batch axis (input ``x``, output ``z``)."""
+    import warnings
+
+    encoder = encoder.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            encoder,
+            (torch.zeros(1, 2, nt, taps),),
+            str(path),
+            dynamo=False,
+            input_names=["x"],
+            output_names=["z"],
+            opset_version=ONNX_OPSET,
+            dynamic_axes={"x": {0: "batch"}, "z": {0: "batch"}},
+        )
+
+
+class ArrayCalibrationReader:
+    """``CalibrationDataReader`` over a ``float32 [N, 2, Nt, T]`` array, in batches."""
+
+    def __init__(self, x: np.ndarray, batch: int = 64, input_name: str = "x") -> None:
+        self.x, self.batch, self.name, self.i = x, batch, input_name, 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.i >= len(self.x):
+            return None
+        b = self.x[self.i : self.i + self.batch]
+        self.i += self.batch
+        return {self.name: np.ascontiguousarray(b)}
+
+    def rewind(self) -> None:
+        self.i = 0
+
+
+def quantize_int8(fp32: Path, int8: Path, calib: np.ndarray) -> None:
+    """Static int8 QDQ quantization of ``fp32`` calibrated on ``calib`` ``[N, 2, Nt, T]``."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class _Reader(ArrayCalibrationReader, CalibrationDataReader):
+        pass
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=False)
+        quantize_static(
+            str(pre),
+            str(int8),
+            _Reader(calib),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+
+
+def export_run(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    model_id: str | None = None,
+    version: str = "1",
+    checkpoint: str = "best",
+    calib_n: int = 1000,
+    dataset: str | Path | None = None,
+    description: str | None = None,
+    force: bool = False,
+) -> Bundle:
+    """Write the bundle of ``run_dir`` to ``out_dir`` and return it (verified)."""
+    config, summary, model = load_run(run_dir, checkpoint)
+    fam = get_family(config["family"])
+    assert isinstance(fam, LearnedFamily)
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise InvalidInput(f"{out} exists and is not empty (use --force to replace it)")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    mcfg = config["model"]
+    nt, taps = int(mcfg.get("nt", 32)), int(mcfg.get("taps", 32))
+    scale = float(summary["normalization"]["scale"])
+    data_path = Path(dataset or config["dataset"])
+
+    export_onnx(model.encoder, out / ENCODER_FP32, nt, taps)
+    x_cal = complex_to_real(ds.load_field(data_path, "train", "x_ad", n=calib_n) * np.float32(scale))
+    quantize_int8(out / ENCODER_FP32, out / ENCODER_INT8, x_cal)
+
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().contiguous() for k, v in model.decoder.state_dict().items()}, str(out / DECODER))
+    (out / DECODER).chmod(0o644)  # safetensors writes 0600
+
+    latent = fam.latent_size(mcfg)
+    mid = model_id or config.get("model_id") or out.name
+    manifest = {
+        "model_id": mid,
+        "version": str(version),
+        "family": fam.name,
+        "description": description or config.get("description") or f"{fam.name} trained on {data_path.name}",
+        "rates": fam.rates(mcfg),
+        "ue": {
+            "encoder": ENCODER_INT8,
+            "encoder_fp32": ENCODER_FP32,
+            "input": {"name": "x", "shape": [-1, 2, nt, taps], "dtype": "float32"},
+            "output": {"name": "z", "shape": [-1, latent], "dtype": "float32"},
+            "wire": fam.wire_spec(mcfg),
+            "config": {
+                "quantization": "onnxruntime static int8 QDQ, per-channel weights, MinMax",
+                "calibration_samples": int(len(x_cal)),
+                "opset": ONNX_OPSET,
+            },
+        },
+        "bs": {"weights": [DECODER], "config": {"model": mcfg}, "needs": []},
+        "normalization": {**summary["normalization"], "applies_to": "x_ad"},
+        "target": {"field": "x", "domain": "ad"},
+        "input_shape": [nt, taps],
+        "latent_size": latent,
+        "training": {
+            "dataset": data_path.name,
+            "dataset_id": config.get("dataset_id"),
+            "budget_minutes": summary.get("budget_minutes"),
+            "wall_minutes": summary.get("wall_minutes"),
+            "samples_seen": summary.get("samples_seen"),
+            "epochs": summary.get("epochs"),
+            "n_train": summary.get("n_train"),
+            "threads": summary.get("threads"),
+            "seed": config["seed"],
+            "train": config["train"],
+            "best_val_nmse_db": summary.get("best_val_nmse_db"),
+            "checkpoint": checkpoint,
+            "git_commit_trained": summary.get("git_commit"),
+            "git_commit_exported": git_commit(),
+            "torch": torch.__version__,
+            **({"in_progress": True} if summary.get("in_progress") else {}),
+        },
+    }
+    bundle = write_bundle(out, manifest)
+    log.info("wrote bundle %s (%s) to %s", mid, fam.name, out)
+    return bundle
