@@ -26,6 +26,7 @@ import numpy as np
 from bs_service.batcher import BatcherStopped, DynamicBatcher, Job
 from bs_service.config import BsSettings
 from bs_service.hooks import Fusion, Refiner, make_fusion, make_refiner
+from csilink.server_common import DatasetViews
 from shared.bundle import MANIFEST, Bundle, resolve
 from shared.errors import BundleError, CsilinkError, InvalidInput, ModelMismatch, NotFound, TooLarge
 from shared.wire import Bits, from_spec
@@ -79,42 +80,11 @@ class LoadedDecoder:
         return f"{t.field}/{t.domain}"
 
 
-class BsDatasets:
+class BsDatasets(DatasetViews):
     """The BS's view of the world: ``bs_view()`` fields (y_*, sensors) only."""
 
     def __init__(self, paths: list[str]) -> None:
-        self._paths = list(paths)
-        self._lock = threading.Lock()
-        self._views: dict[str, Any] = {}
-        self._default: str | None = None
-
-    def view(self, dataset_id: str) -> Any:
-        with self._lock:
-            if not self._views and self._paths:
-                from shared.dataset import open_dataset
-
-                for p in self._paths:
-                    ds = open_dataset(p)
-                    did = str(ds.dataset_id)
-                    self._views[did] = ds.bs_view()
-                    self._default = self._default or did
-            if not self._views:
-                raise NotFound("the BS has no dataset configured for side information (settings.datasets)")
-            did = dataset_id or self._default
-            if did not in self._views:
-                raise NotFound(f"the BS has no dataset {dataset_id!r}; it has {sorted(self._views)}")
-            return self._views[did]
-
-    def read(self, dataset_id: str, split: str, name: str, sample_ids: np.ndarray) -> np.ndarray:
-        return np.asarray(self.view(dataset_id).read(split, name, sample_ids))
-
-    def close(self) -> None:
-        with self._lock:
-            for v in self._views.values():
-                close = getattr(v, "close", None)
-                if close:
-                    close()
-            self._views.clear()
+        super().__init__(paths, "bs")
 
 
 def _unpacker(bundle: Bundle, rate_name: str, decoder: Any) -> Callable[[Bits | np.ndarray], np.ndarray]:
@@ -295,7 +265,7 @@ class BsNode:
             ids = np.array([items[i].key[2] for i in idx], np.int64)
             for name in ld.needs:
                 try:
-                    vals = self.data.read(did, split, name, ids)
+                    vals = np.asarray(self.data.read(did, split, name, ids))
                 except CsilinkError:
                     for i in idx:  # find the bad ones: one by one
                         if isinstance(out[i], BaseException):

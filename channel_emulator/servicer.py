@@ -17,6 +17,7 @@ import collections
 import json
 import logging
 import math
+import sys
 import threading
 import time
 from typing import Any
@@ -153,7 +154,12 @@ class ChannelServicer(ch_grpc.ChannelEmulatorServicer):
             if reset:
                 self._counters.clear()
         counters["cache_hits"] = float(self._cache.hits)
-        detail = {"per_ue": per_ue, "rpc": self.method_stats.snapshot(), "config": self._effective()}
+        detail = {
+            "per_ue": per_ue,
+            "rpc": self.method_stats.snapshot(),
+            "config": self._effective(),
+            "torch_loaded": "torch" in sys.modules,
+        }
         if reset:
             self.method_stats.reset()
         return pb.Stats(

@@ -492,3 +492,64 @@ def setup_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+# --------------------------------------------------------------------------- the world (datasets)
+
+
+class DatasetViews:
+    """A node's view (``"ue"`` or ``"bs"``) of one or more dataset files, by dataset id.
+
+    Files open lazily on first use; keys with an empty dataset id read the first file. Fields
+    outside the view are refused by ``shared.dataset`` (the UE never reads y/z, the BS never x/z).
+    """
+
+    def __init__(self, paths: list[str], view: str) -> None:
+        self._paths = list(paths)
+        self._view = view
+        self._lock = threading.Lock()
+        self._ds: dict[str, Any] = {}
+        self._splits: dict[tuple[str, str], Any] = {}
+        self._default: str | None = None
+
+    def _open(self) -> None:
+        if self._ds or not self._paths:
+            return
+        from shared.dataset import open_dataset
+
+        for p in self._paths:
+            ds = open_dataset(p)
+            view = ds.ue_view() if self._view == "ue" else ds.bs_view()
+            self._ds[str(ds.dataset_id)] = view
+            self._default = self._default or str(ds.dataset_id)
+
+    def split(self, dataset_id: str, split: str) -> Any:
+        with self._lock:
+            self._open()
+            if not self._ds:
+                raise NotFound(f"the {self._view.upper()} has no dataset configured (settings.datasets)")
+            did = dataset_id or self._default
+            assert did is not None
+            if did not in self._ds:
+                who = self._view.upper()
+                raise NotFound(f"the {who} has no dataset {dataset_id!r}; it has {sorted(self._ds)}")
+            key = (did, split)
+            if key not in self._splits:
+                self._splits[key] = self._ds[did].split(split)
+            return self._splits[key]
+
+    def read(self, dataset_id: str, split: str, field: str, sample_ids: Any) -> Any:
+        """``field`` of the samples (by global sample id), in the order given; ``NotFound`` for
+        an id, split or dataset the node does not have."""
+        import numpy as np
+
+        sp = self.split(dataset_id, split)
+        idx = np.array([sp.index_of(int(s)) for s in sample_ids], np.int64)
+        return sp.read(field, idx)
+
+    def close(self) -> None:
+        with self._lock:
+            for ds in {id(v): v for v in self._ds.values()}.values():
+                ds.close()
+            self._ds.clear()
+            self._splits.clear()

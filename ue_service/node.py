@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from csilink.server_common import DatasetViews
 from shared.bundle import MANIFEST, Bundle, resolve
 from shared.errors import CsilinkError, InvalidInput, ModelMismatch, NotFound
 from shared.wire import Bits
@@ -90,50 +91,15 @@ def estimation_noise(x: np.ndarray, snr_db: float, seed: int, ue_id: int, seq: i
     return (x + (n[..., 0] + 1j * n[..., 1])).astype(np.complex64)
 
 
-class UeDatasets:
-    """The UE's view of the world: ``x_ad`` only, from one or more dataset files."""
+class UeDatasets(DatasetViews):
+    """The UE's view of the world: ``x_*`` only (the dataset's ``ue_view()``)."""
 
     def __init__(self, paths: list[str]) -> None:
-        self._paths = list(paths)
-        self._lock = threading.Lock()
-        self._views: dict[str, Any] = {}  # dataset_id -> ue view
-        self._default: str | None = None
-
-    def _open_all(self) -> None:
-        if self._views or not self._paths:
-            return
-        from shared.dataset import open_dataset
-
-        for p in self._paths:
-            ds = open_dataset(p)
-            view = ds.ue_view()
-            did = str(ds.dataset_id)
-            self._views[did] = view
-            if self._default is None:
-                self._default = did
-
-    def view(self, dataset_id: str) -> Any:
-        with self._lock:
-            self._open_all()
-            if not self._views:
-                raise NotFound("the UE has no dataset configured (settings.datasets)")
-            did = dataset_id or self._default
-            if did not in self._views:
-                raise NotFound(f"the UE has no dataset {dataset_id!r}; it has {sorted(self._views)}")
-            return self._views[did]
+        super().__init__(paths, "ue")
 
     def read_x(self, dataset_id: str, split: str, sample_ids: np.ndarray) -> np.ndarray:
         """``x_ad`` of the samples, ``[n, Nt, T]`` complex64, in the order given."""
-        view = self.view(dataset_id)
-        return np.asarray(view.read(split, "x_ad", sample_ids), dtype=np.complex64)
-
-    def close(self) -> None:
-        with self._lock:
-            for v in self._views.values():
-                close = getattr(v, "close", None)
-                if close:
-                    close()
-            self._views.clear()
+        return np.asarray(self.read(dataset_id, split, "x_ad", sample_ids), dtype=np.complex64)
 
 
 class UeNode:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -119,6 +120,7 @@ class UeServicer(ue_grpc.UeServiceServicer):
         models, default = self.node.models()
         detail["models"] = [m.model_id for m in models]
         detail["default_model"] = default
+        detail["torch_loaded"] = "torch" in sys.modules  # must stay False: the UE never imports torch
         if request.reset:
             self.method_stats.reset()
         return pb.Stats(
