@@ -46,7 +46,10 @@ class GenConfig:
     min_speed: float = 5.0
     max_speed: float = 5.0
     target_delay: float = 5e-3  # Y and Z are taken this long after X
-    ul_phases: str = "independent"  # "independent" (physical FDD) or "shared" (UL ~ copy of DL)
+    ul_phases: str = "independent"  # "independent" (physical FDD) or "shared" (diagnostic)
+    # "physical": the UL sees the DL's array (0.4526 UL wavelengths); "rescaled": half a UL
+    # wavelength, the artefact of a second CDL object at the UL carrier (diagnostic only).
+    ul_array: str = "physical"
     n_taps: int = 32
     n_train: int = 1000
     n_val: int = 100
@@ -68,6 +71,8 @@ class GenConfig:
             raise InvalidInput(f"model {self.model!r} not one of {', '.join(MODELS)}")
         if self.ul_phases not in ("independent", "shared"):
             raise InvalidInput(f"ul_phases must be 'independent' or 'shared', got {self.ul_phases!r}")
+        if self.ul_array not in ("physical", "rescaled"):
+            raise InvalidInput(f"ul_array must be 'physical' or 'rescaled', got {self.ul_array!r}")
         if self.bs_pattern not in ("38.901", "omni") or self.ut_pattern not in ("38.901", "omni"):
             raise InvalidInput("antenna patterns must be '38.901' or 'omni'")
         if self.polarization not in ("V", "H"):

@@ -23,6 +23,7 @@ small batched product, so the full 32 x Nc matrix is only built when asked for.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,6 +74,25 @@ def _array(n: int, pattern: str, pol: str, f_dl: float, spacing: float):
     )
 
 
+@dataclass
+class Draw:
+    """The random parts of a batch (see :meth:`FddCdl.sample`); Sionna objects, ``[B, 1, 1, ...]``.
+
+    ``pair`` int64 ``[B, N, M]``: index ``i_zod * M + j_aod`` of each ray's BS-side angle pair.
+    """
+
+    rays_dl: Any
+    rays_ul: Any
+    topo_dl: Any
+    topo_ul: Any
+    k_factor: torch.Tensor
+    pair: torch.Tensor
+    speed: torch.Tensor
+    velocity: torch.Tensor
+    los: torch.Tensor
+    rays: dict[str, torch.Tensor]
+
+
 class FddCdl:
     """Draws batches of FDD CDL realizations for one :class:`GenConfig` (CPU, float32)."""
 
@@ -102,8 +122,12 @@ class FddCdl:
             cfg.f_dl, tx_array=self.bs_array, rx_array=self.ut_array, subclustering=False,
             precision="single", device="cpu",
         )
+        # The physical array is the DL's; "rescaled" rebuilds it at half a UL wavelength, which
+        # is what a second CDL object at the UL carrier silently does (diagnostic option).
+        self.bs_array_ul = (self.bs_array if cfg.ul_array == "physical" else
+                            _array(cfg.n_antennas, cfg.bs_pattern, cfg.polarization, cfg.f_ul, cfg.bs_spacing))
         self.gen_ul = ChannelCoefficientsGenerator(
-            cfg.f_ul, tx_array=self.ut_array, rx_array=self.bs_array, subclustering=False,
+            cfg.f_ul, tx_array=self.ut_array, rx_array=self.bs_array_ul, subclustering=False,
             precision="single", device="cpu",
         )
         # Single-element twins of the two generators: with single-polarized arrays the element
@@ -218,6 +242,10 @@ class FddCdl:
 
     def draw(self, batch: int, g: torch.Generator) -> Realization:
         """Draw ``batch`` realizations from generator ``g`` (the only source of randomness)."""
+        return self.channel(self.sample(batch, g))
+
+    def sample(self, batch: int, g: torch.Generator) -> Draw:
+        """The random parts of ``batch`` realizations, as Sionna ``Rays``/``Topology`` objects."""
         from sionna.phy.channel.tr38901.channel_coefficients import Topology
         from sionna.phy.channel.tr38901.rays import Rays
 
@@ -264,17 +292,25 @@ class FddCdl:
                            los_zoa=la[3], los_zod=la[2], los=los, distance_3d=z3,
                            tx_orientations=ut_or, rx_orientations=bs_or)
 
-        # Two time samples: t = 0 and t = target_delay.
-        t = torch.tensor([0.0, float(c.target_delay)])
-        pair = p_zod * m + p_aod  # which (ZoD, AoD) pair each ray has, [B, N, M]
-        ci = torch.arange(n)[None, :, None]
+        return Draw(rays_dl=rays_dl, rays_ul=rays_ul, topo_dl=topo_dl, topo_ul=topo_ul, k_factor=k,
+                    pair=p_zod * m + p_aod, speed=speed, velocity=vel, los=los[:, 0, 0],
+                    rays={"aoa": aoa, "aod": aod, "zoa": zoa, "zod": zod, "phases_dl": ph_dl,
+                          "phases_ul": ph_ul})
+
+    def times(self) -> torch.Tensor:
+        """The two instants: t = 0 (X) and t = target_delay (Y, Z), float32 ``[2]``."""
+        return torch.tensor([0.0, float(self.cfg.target_delay)])
+
+    def channel(self, d: Draw) -> Realization:
+        """Path coefficients of DL (t = 0, target) and UL (target) for the draws ``d``."""
+        t = self.times()
+        ci = torch.arange(self.n_clusters)[None, :, None]
+        k = d.k_factor
         with torch.no_grad():
-            arr_dl, arr_ul = self._tab_dl[ci, pair], self._tab_ul[ci, pair]  # [B, N, M, Nt]
-            h_dl, tau = self._paths(self.gen_dl, self.gen_dl1, rays_dl, topo_dl, k, t, arr_dl)
-            h_ul, _ = self._paths(self.gen_ul, self.gen_ul1, rays_ul, topo_ul, k, t[1:], arr_ul)
-        h_ul = h_ul[:, 0]  # [B, N, Nt] at t = target
+            arr_dl, arr_ul = self._tab_dl[ci, d.pair], self._tab_ul[ci, d.pair]  # [B, N, M, Nt]
+            h_dl, tau = self._paths(self.gen_dl, self.gen_dl1, d.rays_dl, d.topo_dl, k, t, arr_dl)
+            h_ul, _ = self._paths(self.gen_ul, self.gen_ul1, d.rays_ul, d.topo_ul, k, t[1:], arr_ul)
         return Realization(
-            h_dl=h_dl, h_ul=h_ul, tau=tau.to(torch.float64),
-            speed=speed.float(), velocity=vel.float(), los=los[:, 0, 0],
-            rays={"aoa": aoa, "aod": aod, "zoa": zoa, "zod": zod, "phases_dl": ph_dl, "phases_ul": ph_ul},
+            h_dl=h_dl, h_ul=h_ul[:, 0], tau=tau.to(torch.float64), speed=d.speed.float(),
+            velocity=d.velocity.float(), los=d.los, rays=d.rays,
         )

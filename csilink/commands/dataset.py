@@ -20,7 +20,8 @@ examples:
   csilink dataset generate --profile generic --set model=CDL-A --set delay_spread=100e-9 \\
       --set f_ul=1.71e9 -o data/generated/cdl-a.h5
   csilink dataset generate --config my.yaml -o out.h5      # YAML mapping of config fields
-  csilink dataset generate --profile cdl-c-fdd --ul-phases shared -o copy.h5  # UL ~ copy of DL
+  csilink dataset generate --profile cdl-c-fdd --ul-phases shared --ul-array rescaled \
+      -o copy.h5                 # the naive "second CDL at the UL carrier": UL ~ copy of DL
 
 Config fields (--set key=value, or keys of the YAML file): see `csilink dataset profiles -v`.
 An interrupted run leaves OUT.partial; running the same command again resumes it.
@@ -46,7 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--n-test", type=int, help="test samples")
     g.add_argument("--seed", type=int, help="seed (same seed + config = same contents)")
     g.add_argument("--ul-phases", choices=["independent", "shared"],
-                   help="UL ray phases: independent (physical FDD, default) or shared (UL ~ copy of DL)")
+                   help="UL ray phases: independent (physical FDD, default) or shared (diagnostic)")
+    g.add_argument("--ul-array", choices=["physical", "rescaled"],
+                   help="array seen by the UL: physical (the DL's array, default) or rescaled (half a "
+                   "UL wavelength, the artefact of a 2nd CDL object at the UL carrier; with "
+                   "--ul-phases shared the UL is then a near copy of the DL)")
     g.add_argument("--sf-splits", help="comma list of splits that also store full SF matrices "
                    "(default: test; 'none' for no SF)")
     g.add_argument("--sf-cap", type=int, help="at most this many SF samples per split (default 1000)")
@@ -94,7 +99,8 @@ def build_config(args: argparse.Namespace):
         cfg = cfg.replace(**load_yaml(args.config))
     if args.set:
         cfg = cfg.replace(**dict(parse_assignment(s) for s in args.set))
-    over = {k: getattr(args, k) for k in ("n_train", "n_val", "n_test", "seed", "ul_phases", "sf_cap")
+    over = {k: getattr(args, k) for k in ("n_train", "n_val", "n_test", "seed", "ul_phases", "ul_array",
+                                      "sf_cap")
             if getattr(args, k) is not None}
     if args.sf_splits is not None:
         over["sf_splits"] = () if args.sf_splits in ("", "none") else tuple(args.sf_splits.split(","))
