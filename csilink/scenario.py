@@ -131,7 +131,9 @@ class ModelPair(BaseModel):
 
     @property
     def name(self) -> str:
-        return self.label or (self.ue if self.ue == self.bs else f"{self.ue}->{self.bs}")
+        """``label``, else the bundle names (folder names of path references)."""
+        ue, bs = Path(self.ue).name, Path(self.bs or self.ue).name
+        return self.label or (ue if self.ue == self.bs else f"{ue}->{bs}")
 
 
 class Scenario(BaseModel):
@@ -150,6 +152,8 @@ class Scenario(BaseModel):
     rate: list[StrictStr | StrictInt | None] = Field(default_factory=lambda: [None])
     #: The channel emulator's LinkConfig fields; ``snr_db`` and ``mode`` may be lists.
     channel: dict[str, Any] = Field(default_factory=dict)
+    #: CSI-RS SNR (dB) of the UE's channel estimate; None = perfect CSI at the UE.
+    csi_rs_snr_db: float | None = Field(default=None, ge=-50, le=100)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     #: Reports per gRPC call.
     batch: int = Field(default=64, ge=1, le=100_000)
@@ -392,10 +396,9 @@ def _validate_extensions(sc: Scenario, source: str) -> None:
             allowed = {(): list(model.model_fields)}
             msg = _format_validation(source, exc, allowed)
             # Re-root the paths under extensions.<name>.
-            fixed = [
-                f"{source}: extensions.{name}.{line[len(source) + 2:]}".replace(f".{name}.(top level)", f".{name}")
-                for line in msg.splitlines()
-            ]
+            top = f".{name}.(top level)"
+            fixed = [f"{source}: extensions.{name}.{line[len(source) + 2:]}".replace(top, f".{name}")
+                     for line in msg.splitlines()]
             raise InvalidInput("\n".join(fixed)) from None
     sc.extensions = parsed
 
