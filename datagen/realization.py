@@ -124,8 +124,10 @@ class FddCdl:
         )
         # The physical array is the DL's; "rescaled" rebuilds it at half a UL wavelength, which
         # is what a second CDL object at the UL carrier silently does (diagnostic option).
-        self.bs_array_ul = (self.bs_array if cfg.ul_array == "physical" else
-                            _array(cfg.n_antennas, cfg.bs_pattern, cfg.polarization, cfg.f_ul, cfg.bs_spacing))
+        self.bs_array_ul = self.bs_array
+        if cfg.ul_array == "rescaled":
+            self.bs_array_ul = _array(cfg.n_antennas, cfg.bs_pattern, cfg.polarization, cfg.f_ul,
+                                      cfg.bs_spacing)
         self.gen_ul = ChannelCoefficientsGenerator(
             cfg.f_ul, tx_array=self.ut_array, rx_array=self.bs_array_ul, subclustering=False,
             precision="single", device="cpu",

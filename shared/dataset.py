@@ -173,9 +173,10 @@ class Split:
 class Dataset:
     """An open, validated dataset file. Use :func:`open_dataset`. Closes with ``close()``/``with``."""
 
-    def __init__(self, path: Path, h5: h5py.File, view: str = "all") -> None:
+    def __init__(self, path: Path, h5: h5py.File, view: str = "all", attrs: dict[str, Any] | None = None,
+                 splits: tuple[str, ...] | None = None) -> None:
         self.path, self._h5, self.view = path, h5, view
-        a = {k: _attr(v) for k, v in h5.attrs.items()}
+        a = attrs if attrs is not None else {k: _attr(v) for k, v in h5.attrs.items()}
         self.attrs = a
         self.schema: str = a["schema"]
         self.profile: str = a["profile"]
@@ -190,7 +191,7 @@ class Dataset:
             self.generator: dict[str, Any] = json.loads(a["generator"]) if "generator" in a else {}
         except (TypeError, ValueError) as exc:
             raise DatasetError(f"{path}: config/generator attribute is not JSON: {exc}") from exc
-        self.splits = tuple(s for s in SPLITS if s in h5)
+        self.splits = splits if splits is not None else tuple(s for s in SPLITS if s in h5)
 
     def __enter__(self) -> Dataset:
         return self
@@ -265,35 +266,38 @@ class Dataset:
             raise DatasetError(f"{self.path}: sample ids are not unique across splits")
 
 
-def _validate(path: Path, f: h5py.File) -> None:
-    missing = [k for k in REQUIRED_ATTRS if k not in f.attrs]
+def _validate(path: Path, f: h5py.File) -> dict[str, Any]:
+    """Check the file against the schema; returns its root attributes (read once)."""
+    attrs = {k: _attr(v) for k, v in f.attrs.items()}
+    missing = [k for k in REQUIRED_ATTRS if k not in attrs]
     if "schema" in missing:
         raise DatasetError(f"{path}: not a csilink dataset (no 'schema' attribute)")
-    schema = _attr(f.attrs["schema"])
+    schema = attrs["schema"]
     if schema != SCHEMA:
         raise DatasetError(f"{path}: unsupported schema {schema!r}; this reader reads {SCHEMA!r}")
     if missing:
         raise DatasetError(f"{path}: missing root attribute(s) {', '.join(missing)}")
-    if "complete" in f.attrs and not bool(f.attrs["complete"]):
+    if "complete" in attrs and not bool(attrs["complete"]):
         raise DatasetError(f"{path}: incomplete dataset (generation was interrupted)")
-    nt, nc, taps = (int(f.attrs[k]) for k in ("n_antennas", "n_subcarriers", "n_taps"))
-    splits = [s for s in SPLITS if s in f]
+    nt, nc, taps = (int(attrs[k]) for k in ("n_antennas", "n_subcarriers", "n_taps"))
+    top = dict(f.items())
+    splits = [s for s in SPLITS if s in top]
     if not splits:
         raise DatasetError(f"{path}: no split group (expected one of /train, /val, /test)")
     for s in splits:
-        g = f[s]
+        g = top[s]
         if not isinstance(g, h5py.Group):
             raise DatasetError(f"{path}: /{s} is not a group")
+        items = {k: d for k, d in g.items() if isinstance(d, h5py.Dataset)}  # one traversal
         for req in ("sample_id", "x_ad"):
-            if req not in g:
+            if req not in items:
                 raise DatasetError(f"{path}: /{s} is missing the {req!r} dataset")
-        n = g["sample_id"].shape[0] if g["sample_id"].ndim == 1 else -1
-        if n < 0 or g["sample_id"].dtype.kind not in "iu":
+        sid = items["sample_id"]
+        n = sid.shape[0] if len(sid.shape) == 1 else -1
+        if n < 0 or sid.dtype.kind not in "iu":
             raise DatasetError(f"{path}: /{s}/sample_id must be an integer [N] array, "
-                               f"got {g['sample_id'].dtype} {g['sample_id'].shape}")
-        for k, d in g.items():
-            if not isinstance(d, h5py.Dataset):
-                continue
+                               f"got {sid.dtype} {sid.shape}")
+        for k, d in items.items():
             want: tuple[int, ...] | None = None
             if k in AD_FIELDS:
                 want = (n, nt, taps)
@@ -305,7 +309,7 @@ def _validate(path: Path, f: h5py.File) -> None:
                 want = (n,)
             elif k == "position":
                 want = (n, 3)
-            elif d.ndim and d.shape[0] != n:
+            elif d.shape and d.shape[0] != n:
                 raise DatasetError(f"{path}: /{s}/{k} has {d.shape[0]} rows, expected {n}")
             if want is not None and tuple(d.shape) != want:
                 raise DatasetError(f"{path}: /{s}/{k} has shape {tuple(d.shape)}, expected {want}")
@@ -325,8 +329,8 @@ def open_dataset(path: str | os.PathLike[str]) -> Dataset:
     except OSError as exc:
         raise DatasetError(f"{p}: truncated or corrupt HDF5 file ({exc})") from exc
     try:
-        _validate(p, f)
-        return Dataset(p, f)
+        attrs = _validate(p, f)
+        return Dataset(p, f, attrs=attrs)
     except DatasetError:
         f.close()
         raise
