@@ -140,7 +140,7 @@ def test_complex_tensor_roundtrip() -> None:
     msg = pb.ComplexTensor.FromString(complex_to_pb(h).SerializeToString())
     assert np.array_equal(complex_from_pb(msg), h)
     with pytest.raises(InvalidInput):
-        complex_from_pb(pb.ComplexTensor(shape=[2, 2], re=[1.0], im=[1.0]))
+        complex_from_pb(pb.ComplexTensor(shape=[2, 2], data=bytes(8)))
 
 
 def test_world_key_forms() -> None:
