@@ -227,3 +227,47 @@ def test_bs_restart_is_survived_by_retries(link) -> None:
     assert "err" not in result, result.get("err")
     assert [o.code for o in result["out"]] == ["OK"] * 4
     assert set(c.health().values()) == {"SERVING"}
+
+
+def _trained_bundles() -> list:
+    """Shipped bundles (bundles/) and the models engineer's dev bundles (runs/dev-bundles/)."""
+    from pathlib import Path
+
+    from shared.bundle import Bundle, find_bundles
+
+    root = Path(__file__).resolve().parents[1]
+    out = []
+    for p in [*find_bundles(root / "bundles"), *find_bundles(root / "runs" / "dev-bundles")]:
+        try:
+            b = Bundle.load(p)
+        except Exception:  # a bundle being written right now: not this test's business
+            continue
+        if b.family in ("csinet", "csinet-jscc"):
+            out.append(b)
+    return out
+
+
+def test_trained_bundles_through_the_link(link) -> None:
+    """Each shipped (or dev) bundle loaded at run time over LoadModel on the UE and the BS,
+    then one batch through the link, equal to the in-process UE + BS on the same samples."""
+    bundles = _trained_bundles()
+    if not bundles:
+        pytest.skip(
+            "no trained bundle yet: nothing in bundles/ or runs/dev-bundles/ (tiny bundles cover the link)"
+        )
+    c = link.client
+    keys = link.keys(8)
+    x = _truth(link, keys)
+    for b in bundles[:3]:
+        loaded = c.load_model(str(b.path), make_default=False)
+        assert loaded["ue"].version == loaded["bs"].version == b.version
+        try:
+            rate = b.manifest.rates[0].name
+            out = c.send(keys, model_id=b.model_id, rate=rate, ue_id=11, seqs=range(8))
+            assert all(o.ok for o in out), [o.message for o in out]
+            _, h_ref = _in_process(b.path, x, rate)
+            h = np.stack([o.h_ad for o in out])
+            assert np.linalg.norm(h - h_ref) / np.linalg.norm(h_ref) < 1e-4, b.model_id
+        finally:
+            for node in ("ue", "bs"):
+                c.unload_model(b.model_id, node)
