@@ -99,7 +99,7 @@ class TorchBsDecoder:
             if snr_db is None:
                 snr = np.full(len(z), self.default_snr_db, np.float32)
             else:
-                snr = np.broadcast_to(np.asarray(snr_db, dtype=np.float32).reshape(-1), (len(z),))
+                snr = np.array(np.broadcast_to(np.asarray(snr_db, dtype=np.float32).reshape(-1), (len(z),)))
                 if not np.all(np.isfinite(snr)):
                     raise InvalidInput("snr_db contains NaN or Inf")
             snr_t = torch.from_numpy(np.ascontiguousarray(snr)).to(self.device)
