@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Train and export the shipped bundles (bundles/csinet-b64, -b128, -b192, csinet-jscc-k32).
+#
+# Budget: MINUTES wall minutes per model (default 18), 1 torch thread each, two trainings side
+# by side on a 2-core machine: about 2 x MINUTES + 2 minutes of exports in all. Resumable:
+# re-running picks every run up from its last checkpoint (runs/shipped/<id>/last.pt) and
+# only continues until its budget is used; a finished run is exported again.
+#
+#   bash scripts/train_shipped.sh                 # all four
+#   MINUTES=5 bash scripts/train_shipped.sh csinet-b64   # one, shorter
+#   DATA=path/to/other.h5 bash scripts/train_shipped.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-data/generated/cdl-c-fdd.h5}
+MINUTES=${MINUTES:-18}
+CSILINK=${CSILINK:-.venv/bin/csilink}
+RUNS=${RUNS:-runs/shipped}
+OUT=${OUT:-bundles}
+mkdir -p "$RUNS"
+[ -f "$DATA" ] || { echo "no dataset $DATA (make it with: csilink dataset generate --profile cdl-c-fdd ...)" >&2; exit 1; }
+
+ids=("$@")
+[ ${#ids[@]} -gt 0 ] || ids=(csinet-b128 csinet-jscc-k32 csinet-b64 csinet-b192)
+
+train_one() {
+  local id=$1
+  "$CSILINK" train --config "training/configs/$id.yaml" --dataset "$DATA" --minutes "$MINUTES" \
+    --out "$RUNS/$id" --threads 1 --no-progress >>"$RUNS/$id.log" 2>&1
+  "$CSILINK" export "$RUNS/$id" --out "$OUT/$id" --model-id "$id" --force >>"$RUNS/$id.log" 2>&1
+  echo "$(date -u +%FT%TZ) $id done: $(tail -n 1 "$RUNS/$id/log.jsonl")"
+}
+
+# two at a time (one per core)
+for ((i = 0; i < ${#ids[@]}; i += 2)); do
+  pids=()
+  for id in "${ids[@]:i:2}"; do
+    echo "$(date -u +%FT%TZ) training $id for $MINUTES min (log: $RUNS/$id.log)"
+    train_one "$id" & pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+done
+"$CSILINK" bundle verify "${ids[@]/#/$OUT/}"
