@@ -38,7 +38,13 @@ def manifest(cfg: Type2Config) -> dict[str, Any]:
             "Non-learned reference; see docs/type2.md."
         ),
         "rates": [{"name": f"b{cfg.payload_bits}", "bits": cfg.payload_bits}],
-        "ue": {"encoder": None, "wire": cfg.to_spec(), "config": {"codebook": s}},
+        "ue": {
+            "encoder": None,
+            "input": {"name": "x_ad", "shape": [-1, cfg.n_antennas, cfg.n_taps], "dtype": "complex64"},
+            "output": {"name": "indices", "shape": [-1, cfg.latent_size], "dtype": "float32"},
+            "wire": cfg.to_spec(),
+            "config": {"codebook": s},
+        },
         "bs": {"weights": [], "config": {"codebook": s}, "needs": []},
         "normalization": {"kind": "none"},
         "target": {"field": "x", "domain": "ad"},

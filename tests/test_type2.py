@@ -80,6 +80,16 @@ def test_payload_hand_worked_window_case():
     assert c.payload_bits == 160 + 5 + 7 + 5
 
 
+def test_wide_fields_take_several_latent_entries():
+    c = Type2Config(param_combination=0, custom=(12, 0.25, 0.5))
+    assert c.breakdown()["i12"] == 28  # C(32, 12) = 225792840
+    assert c.latent_chunks[2] == (12, 16) and c.latent_size == c.n_values + 1
+    v = np.zeros(c.n_values, np.int64)
+    v[2] = math.comb(32, 12) - 1  # a value float32 cannot hold exactly
+    z = frame.values_to_latent(v, c)
+    assert z.dtype == np.float32 and np.array_equal(frame.latent_to_values(z, c), v)
+
+
 def test_payload_k0_one_has_no_coefficient_fields():
     c = Type2Config(param_combination=1, subband_size=8, r=1)  # N3 = 7, Mv = 2, K0 = 1
     assert (c.n3, c.mv, c.k0) == (7, 2, 1)
@@ -172,10 +182,10 @@ def test_sgcs_rises_with_payload(channels):
 def test_more_beams_capture_more_than_fewer(channels):
     h, x_ad = channels
     sg = {}
-    for L in (2, 4, 6):
+    for L in (2, 6, 12):
         codec = Type2Codec(Type2Config(param_combination=0, custom=(L, 0.5, 1.0)))
         sg[L] = float(np.mean(metrics.sgcs(h, codec.decode_sf(codec.latents(x_ad)))))
-    assert sg[2] < sg[4] < sg[6], sg
+    assert sg[2] < sg[6] < sg[12], sg
 
 
 def test_precoder_is_unit_norm_per_subband(channels):
@@ -223,8 +233,12 @@ def test_interp_expansion_matches_subband_at_centres(channels):
 # ---------------------------------------------------------------------------- frame and wire
 
 
-@pytest.mark.parametrize("cfg", [*PRESETS, Type2Config(param_combination=6, r=2),
-                                 Type2Config(param_combination=1, subband_size=8)], ids=lambda c: c.name)
+ROUND_TRIP = [*PRESETS, Type2Config(param_combination=6, r=2),
+              Type2Config(param_combination=1, subband_size=8),
+              Type2Config(param_combination=0, custom=(12, 0.25, 0.5))]
+
+
+@pytest.mark.parametrize("cfg", ROUND_TRIP, ids=lambda c: c.name)
 def test_encode_bits_decode_round_trip(cfg, channels):
     _, x_ad = channels
     codec = Type2Codec(cfg, strict=True)
@@ -240,7 +254,7 @@ def test_encode_bits_decode_round_trip(cfg, channels):
     # the values survive a parse -> re-serialize
     for z in lat:
         p = frame.values_to_pmi(frame.latent_to_values(z, cfg), cfg, strict=True)
-        np.testing.assert_array_equal(frame.pmi_to_values(p, cfg), z.astype(np.int64))
+        np.testing.assert_array_equal(frame.values_to_latent(frame.pmi_to_values(p, cfg), cfg), z)
     wire = Type2Wire(cfg)
     assert wire.payload_size(cfg.latent_size) == cfg.payload_bits
     np.testing.assert_array_equal(wire.decode(wire.encode(lat[0]), cfg.latent_size), lat[0])

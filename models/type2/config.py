@@ -52,6 +52,7 @@ AMPLITUDES: tuple[float, ...] = (
     1 / (2 * math.sqrt(2)), 1 / 2, 1 / math.sqrt(2), 1.0,
 )
 AMP_BITS = 3
+LATENT_CHUNK_BITS = 16  # widest integer one latent (float32) entry carries
 PHASE_BITS = 4  # 16-PSK: phi = exp(j 2 pi c / 16)
 
 
@@ -268,9 +269,30 @@ class Type2Config:
         return tuple(x for x in f if x.count > 0 and x.bits > 0)
 
     @cached_property
-    def latent_size(self) -> int:
-        """Index values per report (one float32 each in the latent)."""
+    def n_values(self) -> int:
+        """Index values per report (sum of the fields' counts)."""
         return sum(x.count for x in self.fields)
+
+    @cached_property
+    def latent_chunks(self) -> tuple[tuple[int, ...], ...]:
+        """Per index value, the bit widths of its latent entries, MSB part first.
+
+        A float32 holds integers exactly only up to 2^24, so a value wider than
+        ``LATENT_CHUNK_BITS`` (e.g. i_{1,2} for L >= 10 of 32 beams: 26 bits) takes several
+        latent entries of at most that many bits; the bits on the wire are the same.
+        """
+        out: list[tuple[int, ...]] = []
+        for f in self.fields:
+            n = -(-f.bits // LATENT_CHUNK_BITS)
+            first = f.bits - LATENT_CHUNK_BITS * (n - 1)
+            out.extend([(first,) + (LATENT_CHUNK_BITS,) * (n - 1)] * f.count)
+        return tuple(out)
+
+    @cached_property
+    def latent_size(self) -> int:
+        """Latent entries per report: one float32 per index value (two or more for values
+        wider than ``LATENT_CHUNK_BITS``)."""
+        return sum(len(c) for c in self.latent_chunks)
 
     @cached_property
     def payload_bits(self) -> int:

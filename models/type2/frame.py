@@ -1,7 +1,9 @@
 """The report on the wire: :class:`Pmi` <-> index fields <-> latent (float32) <-> bits. numpy only.
 
 The "latent" of the type2 family is the report's index values in field order
-(``Type2Config.fields``), one float32 each (all are integers below 2^24, so exact). The bits
+(``Type2Config.fields``), one float32 each; a value wider than 16 bits (i_{1,2} for L >= 8
+of 32 beams) is split over several entries, MSB part first, so every entry is an exact
+integer in float32 (``Type2Config.latent_chunks``). The bits
 are the same values, each written MSB first with its field's width (``shared.wire``'s bit
 order), Part 1, Part 2, then the absolute reference. The frame has a fixed size: it is laid
 out for ``K_NZ = K0`` and a report with fewer nonzero coefficients leaves the unused
@@ -40,7 +42,7 @@ def _fd_values(pmi: Pmi, cfg: Type2Config) -> tuple[int, int]:
 
 
 def pmi_to_values(pmi: Pmi, cfg: Type2Config) -> np.ndarray:
-    """Index values in field order, int64 ``[latent_size]``."""
+    """Index values in field order, int64 ``[n_values]``."""
     L, mv, k0 = cfg.L, cfg.mv, cfg.k0
     nz = pmi.amp >= 0
     k_nz = int(nz.sum())
@@ -72,7 +74,7 @@ def _split(values: np.ndarray, cfg: Type2Config) -> dict[str, np.ndarray]:
 
 
 def values_to_pmi(values: np.ndarray, cfg: Type2Config, strict: bool = False) -> Pmi:
-    """Parse index values (int ``[latent_size]``, each within its field's bit width) into a Pmi."""
+    """Parse index values (int ``[n_values]``, each within its field's bit width) into a Pmi."""
     notes: list[str] = []
 
     def fold(name: str, v: int, n: int) -> int:
@@ -140,15 +142,40 @@ def values_to_pmi(values: np.ndarray, cfg: Type2Config, strict: bool = False) ->
 
 
 @lru_cache(maxsize=64)
-def widths(cfg: Type2Config) -> np.ndarray:
-    """Bit width of each latent entry, int64 ``[latent_size]`` (cached, read-only)."""
+def value_widths(cfg: Type2Config) -> np.ndarray:
+    """Bit width of each index value, int64 ``[n_values]`` (cached, read-only)."""
     w = np.concatenate([np.full(f.count, f.bits, np.int64) for f in cfg.fields])
     w.flags.writeable = False
     return w
 
 
+@lru_cache(maxsize=64)
+def _chunk_plan(cfg: Type2Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per latent entry: owning value index, bit width, right shift within the value."""
+    owner, width, shift = [], [], []
+    for i, chunks in enumerate(cfg.latent_chunks):
+        rest = sum(chunks)
+        for c in chunks:
+            rest -= c
+            owner.append(i)
+            width.append(c)
+            shift.append(rest)
+    plan = (np.array(owner, np.int64), np.array(width, np.int64), np.array(shift, np.int64))
+    for a in plan:
+        a.flags.writeable = False
+    return plan
+
+
+def values_to_latent(values: np.ndarray, cfg: Type2Config) -> np.ndarray:
+    """Index values ``[n_values]`` -> latent float32 ``[latent_size]`` (wide values split MSB first)."""
+    owner, width, shift = _chunk_plan(cfg)
+    v = np.asarray(values, np.int64)[owner]
+    return ((v >> shift) & ((1 << width) - 1)).astype(np.float32)
+
+
 def latent_to_values(latent: np.ndarray, cfg: Type2Config) -> np.ndarray:
-    """float latent ``[latent_size]`` -> int64 values; each must be an integer within its width."""
+    """float latent ``[latent_size]`` -> int64 index values ``[n_values]``; every entry must be an
+    integer that fits its bit width (:class:`InvalidInput` otherwise)."""
     z = np.asarray(latent, dtype=np.float64).ravel()
     if z.size != cfg.latent_size:
         raise InvalidInput(f"type2 latent has {z.size} values, this configuration has {cfg.latent_size}")
@@ -158,12 +185,14 @@ def latent_to_values(latent: np.ndarray, cfg: Type2Config) -> np.ndarray:
     if np.any(np.abs(v - z) > 1e-3):
         raise InvalidInput("type2 latent values must be integers (codebook indices)")
     v = v.astype(np.int64)
-    w = widths(cfg)
-    bad = np.flatnonzero((v < 0) | (v >= (1 << w)))
+    owner, width, shift = _chunk_plan(cfg)
+    bad = np.flatnonzero((v < 0) | (v >= (1 << width)))
     if bad.size:
         raise InvalidInput(f"type2 latent entry {int(bad[0])} = {int(v[bad[0]])} does not fit its "
-                           f"{int(w[bad[0]])}-bit field")
-    return v
+                           f"{int(width[bad[0]])}-bit field")
+    out = np.zeros(cfg.n_values, np.int64)
+    np.add.at(out, owner, v << shift)
+    return out
 
 
 def values_to_bits(values: np.ndarray, cfg: Type2Config) -> Bits:

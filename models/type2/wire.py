@@ -70,7 +70,7 @@ class Type2Codec:
         return [codebook.choose_pmi_subband(codebook.subband_target_from_ad(v, cfg), cfg) for v in x]
 
     def latents_from_pmis(self, pmis: list[codebook.Pmi]) -> np.ndarray:
-        return np.stack([frame.pmi_to_values(p, self.cfg) for p in pmis]).astype(np.float32)
+        return np.stack([frame.values_to_latent(frame.pmi_to_values(p, self.cfg), self.cfg) for p in pmis])
 
     def latents(self, x_ad: np.ndarray) -> np.ndarray:
         """``[B, Nt, taps]`` complex -> index values ``[B, latent_size]`` float32."""
@@ -86,7 +86,7 @@ class Type2Codec:
     # ------------------------------------------------------------------ BS
     def unpack(self, bits: Bits) -> np.ndarray:
         """One report's bits -> latent ``[latent_size]`` float32 (:class:`InvalidInput` on a wrong length)."""
-        return frame.bits_to_values(bits, self.cfg).astype(np.float32)
+        return frame.values_to_latent(frame.bits_to_values(bits, self.cfg), self.cfg)
 
     def parse(self, latents: np.ndarray) -> list[codebook.Pmi]:
         z = np.asarray(latents)
@@ -156,7 +156,7 @@ def codec_from_bundle(bundle: Any, strict: bool = False) -> Type2Codec:
         raise BundleError(f"bundle {m.model_id}: bad type2 wire spec: {exc}") from None
     if m.latent_size != cfg.latent_size:
         raise BundleError(f"bundle {m.model_id}: latent_size {m.latent_size} but the configuration has "
-                          f"{cfg.latent_size} index fields")
+                          f"{cfg.latent_size} latent entries")
     if list(m.input_shape) != [cfg.n_antennas, cfg.n_taps]:
         raise BundleError(f"bundle {m.model_id}: input_shape {m.input_shape} does not match "
                           f"[{cfg.n_antennas}, {cfg.n_taps}]")
