@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# measure-images.sh: build the three csilink images from scratch (--no-cache, one after the
+# other) and print a markdown table of build wall times and image sizes for docs/deploy.md.
+# Needs a running engine and the python:3.11-slim base (deploy/docker-engine.sh) and the
+# staged CPU torch wheel (deploy/stage-wheels.sh, run here first).
+# Usage: deploy/measure-images.sh [--cached]   (--cached: keep the layer cache: rebuild times)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NOCACHE=--no-cache
+[ "${1:-}" = --cached ] && NOCACHE=
+deploy/stage-wheels.sh >&2
+declare -A secs
+for s in ue channel bs; do
+  t0=$(date +%s%N)
+  docker build -q $NOCACHE --network host -f "deploy/Dockerfile.$s" -t "csilink-$s:latest" . >/dev/null
+  secs[$s]=$(( ($(date +%s%N) - t0) / 1000000000 ))
+done
+echo "| image | Dockerfile | build ${NOCACHE:+from scratch}${NOCACHE:-with cache} (s) | size (MB) | torch |"
+echo "|---|---|---|---|---|"
+for s in ue channel bs; do
+  size=$(( $(docker image inspect "csilink-$s:latest" --format '{{.Size}}') / 1000000 ))
+  if docker run --rm --network none "csilink-$s:latest" python -c "import torch" >/dev/null 2>&1; then
+    torch=$(docker run --rm --network none "csilink-$s:latest" python -c "import torch; print(torch.__version__)")
+  else
+    torch="none"
+  fi
+  printf '| csilink-%s | deploy/Dockerfile.%s | %s | %s | %s |\n' "$s" "$s" "${secs[$s]}" "$size" "$torch"
+done
+base=$(( $(docker image inspect python:3.11-slim --format '{{.Size}}') / 1000000 ))
+echo
+echo "Base python:3.11-slim: ${base} MB. $(nproc) CPU cores, $(docker version --format 'engine {{.Server.Version}}'), classic builder."
