@@ -134,6 +134,7 @@ class BsNode:
         )
         decoder = load_bs_decoder(bundle, device)
         ld = self._assemble(bundle, decoder, digest, str(getattr(decoder, "device", device)))
+        self._warm_up(ld)
         ld.batcher = DynamicBatcher(
             bundle.model_id,
             lambda jobs, ld=ld: self._run_batch(ld, jobs),
@@ -154,6 +155,23 @@ class BsNode:
             path,
         )
         return ld
+
+    @staticmethod
+    def _warm_up(ld: LoadedDecoder) -> None:
+        """One tiny decode at load time: the first real batch does not pay the framework's
+        start-up cost, and a decoder that cannot run is refused now, not per report."""
+        if ld.needs:
+            return  # needs side information to run at all
+        try:
+            z = np.zeros((1, ld.bundle.manifest.latent_size), np.float32)
+            h = np.asarray(ld.decoder.decode_batch(z, {}, None))
+        except Exception as exc:
+            raise BundleError(f"bundle {ld.model_id}: its decoder fails on a zero latent: {exc}") from None
+        want = tuple(ld.bundle.manifest.input_shape)
+        if h.shape[1:] != want:
+            raise BundleError(
+                f"bundle {ld.model_id}: decoder returns {list(h.shape[1:])}, manifest says {list(want)}"
+            )
 
     def _assemble(self, bundle: Bundle, decoder: Any, digest: str, device: str) -> LoadedDecoder:
         m = bundle.manifest

@@ -333,16 +333,7 @@ class LinkClient:
         if len(ues) != n:
             raise InvalidInput(f"{len(ues)} UE ids for {n} keys")
         if seqs is None:
-            seqs = []
-            per: dict[int, list[int]] = {}
-            for u in ues:
-                per.setdefault(u, [])
-            for u in per:
-                per[u] = self.next_seqs(u, ues.count(u))
-            pos = dict.fromkeys(per, 0)
-            for u in ues:
-                seqs.append(per[u][pos[u]])
-                pos[u] += 1
+            seqs = [self.next_seqs(u, 1)[0] for u in ues]
         if len(seqs) != n:
             raise InvalidInput(f"{len(seqs)} sequence numbers for {n} keys")
         req = ue_pb.SendReportsRequest(model_id=model_id, rate=rate, timeout_ms=timeout_ms)

@@ -271,3 +271,9 @@ def test_trained_bundles_through_the_link(link) -> None:
         finally:
             for node in ("ue", "bs"):
                 c.unload_model(b.model_id, node)
+
+
+def test_client_assigns_fresh_sequence_numbers(link) -> None:
+    a = link.client.send(link.keys(2), model_id=DIGITAL, ue_id=12)
+    b = link.client.send(link.keys(2), model_id=DIGITAL, ue_id=12)
+    assert [o.seq for o in a + b] == [a[0].seq + i for i in range(4)]
