@@ -1,0 +1,114 @@
+"""BS node: side information by world key through the hooks (bs_view only), idempotent retries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bs_service.config import BsSettings
+from bs_service.hooks import Fusion, Refiner, register_fusion, register_refiner
+from bs_service.node import BsNode, Item
+from shared.errors import DatasetError
+
+
+@register_fusion("test-y-probe")
+class YProbe(Fusion):
+    needs = ["y_ad"]
+    seen: list[np.ndarray] = []
+
+    def fuse(self, latents, side, snr_db):
+        YProbe.seen.append(side["y_ad"].copy())
+        return latents
+
+
+@register_fusion("test-x-peek")
+class XPeek(Fusion):
+    needs = ["x_ad"]  # the BS must never see the UE's measurement
+
+
+@register_refiner("test-negate")
+class Negate(Refiner):
+    def refine(self, h_ad, latents, side, snr_db):
+        return -h_ad * self.steps
+
+
+@pytest.fixture(scope="module")
+def world(link_dataset, tiny_bundles):
+    """Dataset id, test keys, their x and y, and the digital payloads the UE would send."""
+    from shared.bundle import Bundle
+    from shared.dataset import open_dataset
+    from shared.ue_encoder import UeEncoder
+
+    with open_dataset(link_dataset) as ds:
+        sp = ds.split("test")
+        ids = sp.sample_ids[[5, 0, 3]]  # out of order on purpose
+        idx = np.array([sp.index_of(i) for i in ids])
+        x, y = sp.read("x_ad", idx), sp.read("y_ad", idx)
+        did = ds.dataset_id
+    payloads = UeEncoder.from_bundle(Bundle.load(tiny_bundles.digital)).encode(x, "b128")
+    return did, ids, x, y, payloads
+
+
+def _items(did, ids, payloads) -> list[Item]:
+    return [
+        Item("csinet-tiny", "1", "b128", p, (did, "test", int(i), 0))
+        for p, i in zip(payloads, ids, strict=True)
+    ]
+
+
+def test_side_information_is_read_by_world_key(link_dataset, tiny_bundles, world) -> None:
+    did, ids, _, y, payloads = world
+    hooks = {
+        "csinet-tiny": {"fusion": {"name": "test-y-probe"}, "refiner": {"name": "test-negate", "steps": 1}}
+    }
+    node = BsNode(BsSettings(datasets=[str(link_dataset)], device="cpu", hooks=hooks))
+    try:
+        ld = node.load_model(str(tiny_bundles.digital))
+        assert ld.needs == ["y_ad"] and ld.fusion.name == "test-y-probe" and ld.refiner.steps == 1
+        YProbe.seen.clear()
+        out = node.decode(_items(did, ids, payloads), 30)
+        assert all(o.error is None for o in out)
+        assert np.array_equal(np.concatenate(YProbe.seen), y)  # each report got its own sample's UL CSI
+        # The refiner ran after the decoder: the same decode without it is the negation.
+        node.reconfigure(BsSettings(datasets=[str(link_dataset)], device="cpu"))
+        plain = node.decode(_items(did, ids, payloads), 30)
+        assert np.allclose(np.stack([o.h_ad for o in out]), -np.stack([o.h_ad for o in plain]))
+        # An unknown sample fails alone.
+        bad = _items(did, [ids[0], 10**9], payloads[:2])
+        node.reconfigure(BsSettings(datasets=[str(link_dataset)], device="cpu", hooks=hooks))
+        res = node.decode(bad, 30)
+        assert res[0].error is None and "10" in str(res[1].error)
+    finally:
+        node.close()
+
+
+def test_bs_never_reads_the_ue_measurement(link_dataset, tiny_bundles, world) -> None:
+    did, ids, _, _, payloads = world
+    hooks = {"csinet-tiny": {"fusion": {"name": "test-x-peek"}}}
+    node = BsNode(BsSettings(datasets=[str(link_dataset)], device="cpu", hooks=hooks))
+    try:
+        node.load_model(str(tiny_bundles.digital))
+        out = node.decode(_items(did, ids, payloads), 30)
+        assert all(
+            isinstance(o.error, DatasetError) and "not visible in the bs view" in str(o.error) for o in out
+        )
+    finally:
+        node.close()
+
+
+def test_retried_decode_is_answered_once(link) -> None:
+    c = link.client
+    reports = [m.report for m in c.measure(link.keys(5), model_id="csinet-tiny", ue_id=13, seqs=range(5))]
+    before = c.stats()["bs"]["counters"]
+    first = c.decode(reports)
+    second = c.decode(reports)
+    after = c.stats()["bs"]["counters"]
+    assert all(o.ok for o in first) and all(
+        np.array_equal(a.h_ad, b.h_ad) for a, b in zip(first, second, strict=True)
+    )
+    assert after["reports_ok"] - before.get("reports_ok", 0) == 5  # counted once
+    assert after["retries"] - before.get("retries", 0) == 5
+    # Same (ue_id, seq), different payload: a new report, decoded again.
+    other = c.measure(link.keys(1, start=7), model_id="csinet-tiny", ue_id=13, seqs=[0])[0].report
+    again = c.decode([other])[0]
+    assert again.ok and not np.array_equal(again.h_ad, first[0].h_ad)
