@@ -16,8 +16,9 @@ For every sweep point (``Scenario.points()``) the runner
    interleaving, and ``(ue_id, seq)`` is unique over the whole run;
 3. retries a call that fails with UNAVAILABLE or DEADLINE_EXCEEDED, and reports that come back
    with those codes, with the SAME seqs (the nodes treat them idempotently), after setting the
-   link up again (a restarted node has lost its models and settings); a report whose model the
-   BS no longer has loaded is retried the same way. Every report ends with exactly one
+   link up again (a restarted node has lost its models and settings; no thread sends until
+   that is done), for up to ``retry_s`` seconds; a report whose model the BS no longer has
+   loaded is retried the same way. Every report ends with exactly one
    outcome: ``ok``, ``dropped`` (lost on the air, with the reason) or ``error`` (with the
    node, code and message);
 4. scores the reconstructions against the dataset truth (``x_ad`` or ``z_ad``, the target the
@@ -182,7 +183,7 @@ class Runner:
 
     :param on_progress: called with the number of reports that got their final outcome
     :param keep_reconstructions: keep ``PointResult.h_ad`` (tests, notebooks)
-    :param retry_base_s: first back-off after a failed attempt (doubles, capped at 2 s)
+    :param retry_base_s: first back-off after a failed attempt (doubles, capped at 1 s)
     """
 
     def __init__(self, resolved: ResolvedScenario, client: Any, *,
@@ -197,7 +198,13 @@ class Runner:
         self.keep = keep_reconstructions
         self.retry_base_s = retry_base_s
         self._setup_lock = threading.Lock()
-        self._generation = 0  # bumped on every successful setup (outage recovery)
+        self._generation = 0  # bumped on every successful set-up after an outage
+        self._link_up = threading.Event()
+        self._link_up.set()
+        self._setup_at = time.monotonic()  # when the current set-up was completed
+        #: Check node uptimes after every call (detects a node restarted behind the UE's or the
+        #: emulator's own retries, which would otherwise process reports unconfigured).
+        self.check_restarts = True
         self._manifests: dict[str, Any] = {}
         self._loaded: dict[str, str] = {}  # node -> bundle path currently loaded by us
         self.truth = Truth(resolved.dataset_path, self.sc.dataset.split)
@@ -256,6 +263,7 @@ class Runner:
 
         link = LinkConfig.from_mapping({**pt.channel, **ext.get("channel", {})})
         self.client.configure_channel(link.model_dump(mode="json"), reset_links=True)
+        self._setup_at = time.monotonic()
 
     def _extension_settings(self, pt: SweepPoint) -> dict[str, dict[str, Any]]:
         """Node settings asked for by scenario extensions (``node_settings(context)`` hooks)."""
@@ -272,16 +280,45 @@ class Runner:
                 out.setdefault(node, {}).update(settings)
         return out
 
-    def _recover(self, pt: SweepPoint, seen_generation: int) -> None:
-        """Set the link up again after an outage (once for all threads that saw it)."""
+    def _recover(self, pt: SweepPoint, seen_generation: int, deadline: float) -> bool:
+        """After a failure seen at setup generation ``seen_generation``: wait until the link is
+        set up again (by this thread or another), retrying with back-off until ``deadline``.
+
+        While it is down, no thread starts a new call (``_link_up`` is clear): a restarted node
+        must get its models and settings before it sees another report, or that report would
+        be processed with the node's start-up configuration."""
         with self._setup_lock:
-            if self._generation != seen_generation:
-                return  # another thread already did it after this one's failure
-            try:
-                self.setup(pt, force=True)
+            if self._generation == seen_generation:
+                self._link_up.clear()
+        delay = self.retry_base_s
+        while True:
+            time.sleep(delay)
+            delay = min(1.0, delay * 2)
+            with self._setup_lock:
+                if self._generation != seen_generation:
+                    return True  # set up again after our failure (by another thread)
+                try:
+                    self.setup(pt, force=True)
+                except CsilinkError as exc:  # a node still down
+                    log.info("link set-up after an outage failed (%s); retrying", exc)
+                    if time.monotonic() > deadline:
+                        self._link_up.set()  # let the others find out for themselves
+                        return False
+                    continue
                 self._generation += 1
-            except CsilinkError as exc:  # a node still down: the next attempt tries again
-                log.info("link setup after an outage failed (%s); retrying", exc)
+                self._link_up.set()
+                return True
+
+    def _restarted_since(self, setup_at: float) -> list[str]:
+        """Nodes that (re)started after the set-up completed at ``setup_at`` (monotonic s)."""
+        if not self.check_restarts:
+            return []
+        try:
+            stats = self.client.stats()
+        except CsilinkError:
+            return []  # a node is down: the next call fails and the retry path takes over
+        elapsed = time.monotonic() - setup_at
+        return [node for node, st in stats.items() if st.get("uptime_s", math.inf) < elapsed]
 
     # ------------------------------------------------------------------ sending
 
@@ -302,9 +339,12 @@ class Runner:
         pending = list(batch)
         attempt = 0
         retries = 0
+        deadline = time.monotonic() + self.sc.retry_s
         while pending:
             attempt += 1
-            gen = self._generation
+            self._link_up.wait()
+            with self._setup_lock:
+                gen, setup_at = self._generation, self._setup_at
             keys = [(self.truth.dataset_id, self.sc.dataset.split, r.sample_id) for r in pending]
             t0 = time.perf_counter()
             try:
@@ -316,13 +356,22 @@ class Runner:
                 fail = (exc.code.name, f"{exc.node}: {exc.code.name}: {exc.details}")
             dt_ms = (time.perf_counter() - t0) * 1e3
             again: list[ReportRecord] = []
-            if outs is None:
+            restarted = [] if outs is None and fail[0] in RETRYABLE else self._restarted_since(setup_at)
+            if restarted:
+                # A node restarted after our set-up and may have handled this batch with its
+                # start-up settings: none of these outcomes count. Set up again, resend.
+                log.info("%s restarted during the run: resending %d reports", ", ".join(restarted),
+                         len(pending))
+                for r in pending:
+                    r.attempts, r.code, r.reason = attempt, "RESTARTED", f"{', '.join(restarted)} restarted"
+                again = list(pending)
+            elif outs is None:
                 for r in pending:
                     r.attempts = attempt
                     r.code, r.reason = fail
-                again = pending if fail[0] in RETRYABLE else []
-                if not again:
-                    for r in pending:
+                    if fail[0] in RETRYABLE:
+                        again.append(r)
+                    else:
                         r.status = "error"
             else:
                 if len(outs) != len(pending):
@@ -344,19 +393,15 @@ class Runner:
                         if o.ok:
                             recon[(r.ue_id, r.seq)] = o.h_ad
                             r.reason = ""
-            done = len(pending) - len(again)
-            if done:
-                self.on_progress(done)
-            if again and attempt > self.sc.retries:
+            if len(pending) > len(again):
+                self.on_progress(len(pending) - len(again))
+            if again and not (time.monotonic() < deadline and self._recover(pt, gen, deadline)):
                 for r in again:
                     r.status = "error"
-                    r.reason = f"gave up after {attempt} attempts: {r.reason}"
+                    r.reason = f"gave up after {attempt} attempts in {self.sc.retry_s:g} s: {r.reason}"
                 self.on_progress(len(again))
                 again = []
-            if again:
-                retries += len(again)
-                time.sleep(min(2.0, self.retry_base_s * 2 ** min(attempt - 1, 5)))
-                self._recover(pt, gen)
+            retries += len(again)
             pending = again
         return retries
 

@@ -159,8 +159,9 @@ class Scenario(BaseModel):
     batch: int = Field(default=64, ge=1, le=100_000)
     #: Output folder; default ``runs/<name>``.
     output: str | None = None
-    #: Attempts per batch on UNAVAILABLE / DEADLINE_EXCEEDED (same seqs each time).
-    retries: int = Field(default=20, ge=0, le=1000)
+    #: How long a batch keeps being retried (seconds) on UNAVAILABLE / DEADLINE_EXCEEDED, same
+    #: seqs each time; a node restart must fit in it. 0 = never retry.
+    retry_s: float = Field(default=60.0, ge=0, le=3600)
     #: Deadline of one call, seconds.
     deadline_s: float = Field(default=30.0, gt=0, le=3600)
     extensions: dict[str, Any] = Field(default_factory=dict)
