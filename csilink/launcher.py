@@ -542,7 +542,12 @@ def _health_probe(argv: tuple[str, ...], cwd: Path, env: Mapping[str, str]) -> C
     if len(argv) >= 3 and argv[1:3] == ("-m", "csilink.healthcheck"):
         from csilink import healthcheck
 
-        args = healthcheck.build_parser().parse_args(list(argv[3:]))
+        try:
+            args = healthcheck.build_parser().parse_args(list(argv[3:]))
+        except SystemExit:
+            raise InvalidInput(
+                f"bad health check {shlex.join(argv)}: see `python -m csilink.healthcheck -h`"
+            ) from None
         return lambda: healthcheck.check(args.address, args.service, args.timeout).ok
 
     def run() -> bool:
@@ -569,10 +574,10 @@ class _Pump(threading.Thread):
     """Copies a child's output lines to its log file, the combined log and optionally a stream."""
 
     def __init__(self, name: str, src: IO[bytes], log: IO[str], combined: IO[str], lock: threading.Lock,
-                 echo: IO[str] | None, prefix: str) -> None:
+                 prefix: str, echo: IO[str] | None = None, echo_prefixed: bool = True) -> None:
         super().__init__(name=f"pump-{name}", daemon=True)
         self.src, self.log, self.combined, self.lock = src, log, combined, lock
-        self.echo, self.prefix = echo, prefix
+        self.prefix, self.echo, self.echo_prefixed = prefix, echo, echo_prefixed
 
     def run(self) -> None:
         for raw in iter(self.src.readline, b""):
@@ -583,7 +588,7 @@ class _Pump(threading.Thread):
                 self.combined.write(f"{self.prefix}{line}\n")
                 self.combined.flush()
                 if self.echo is not None:
-                    self.echo.write(f"{self.prefix}{line}\n" if self.echo is sys.stderr else line + "\n")
+                    self.echo.write(f"{self.prefix}{line}\n" if self.echo_prefixed else line + "\n")
                     self.echo.flush()
         self.src.close()
 
@@ -653,12 +658,12 @@ class Launcher:
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - async-signal-safe enough: one prctl call
         )
         prefix = f"{step.name:<{self._width}} | "
+        args = (step.name, log, self._combined, self._lock, prefix)
         if step.oneshot:  # the one-shot's stdout is the result: echoed unprefixed, stderr prefixed
-            pumps = [_Pump(step.name, proc.stdout, log, self._combined, self._lock, self.out, prefix),
-                     _Pump(step.name, proc.stderr, log, self._combined, self._lock, self.err, prefix)]
+            pumps = [_Pump(args[0], proc.stdout, *args[1:], echo=self.out, echo_prefixed=False),
+                     _Pump(args[0], proc.stderr, *args[1:], echo=self.err)]
         else:
-            pumps = [_Pump(step.name, proc.stdout, log, self._combined, self._lock,
-                           self.err if self.follow else None, prefix)]
+            pumps = [_Pump(args[0], proc.stdout, *args[1:], echo=self.err if self.follow else None)]
         for p in pumps:
             p.start()
         return _Running(step, proc, log_path, pumps, time.monotonic())
