@@ -23,9 +23,10 @@ For every sweep point (``Scenario.points()``) the runner
    node, code and message);
 4. scores the reconstructions against the dataset truth (``x_ad`` or ``z_ad``, the target the
    BS names) with :mod:`shared.metrics`: NMSE in the angular-delay domain, in the
-   spatial-frequency domain where the file holds SF truth, rho and SGCS (SF when available,
-   else AD: the ``metric_domain`` column says which), BER from the emulator's per-report
-   counts, latency percentiles and throughput.
+   spatial-frequency domain against the file's SF truth for the samples that have it (``n_sf``),
+   rho and SGCS per subcarrier in the SF domain (against the stored SF truth, else against the
+   cropped truth: the ``sf_truth`` column says which), exactly as ``csilink eval`` does; BER
+   from the emulator's per-report counts; latency percentiles and throughput.
 
 Results go to the output folder: ``results.csv`` (one row per point), ``reports.csv`` (one row
 per report), ``results.json`` (rows, per-point reason counts, node stats, scenario and
@@ -68,7 +69,7 @@ ADDR_ENV = {"ue": "CSILINK_UE_ADDR", "channel": "CSILINK_CHANNEL_ADDR", "bs": "C
 ROW_FIELDS = (
     "point", "label", "models", "ue_model", "bs_model", "rate", "payload", "payload_unit", "mode",
     "ideal", "snr_db", "ues", "sent", "ok", "dropped", "errors", "loss_rate", "nmse_db_ad",
-    "nmse_db_sf", "rho", "sgcs", "metric_domain", "ber", "bit_errors", "bits_on_air",
+    "nmse_db_sf", "rho", "sgcs", "sf_truth", "n_sf", "ber", "bit_errors", "bits_on_air",
     "effective_snr_db", "latency_p50_ms", "latency_p99_ms", "latency_mean_ms", "reports_per_s",
     "wall_s", "retries",
 )
@@ -140,13 +141,6 @@ class RunResult:
 
 def _percentile(v: np.ndarray, q: float) -> float:
     return float(np.percentile(v, q)) if v.size else math.nan
-
-
-def score(h: np.ndarray, h_hat: np.ndarray) -> dict[str, float]:
-    """NMSE (dB), rho, SGCS of a batch via :mod:`shared.metrics` (``[n, Nt, N]`` complex)."""
-    if h.shape[0] == 0:
-        return {"nmse_db": math.nan, "rho": math.nan, "sgcs": math.nan}
-    return metrics.summary(h, h_hat)
 
 
 class Truth:
@@ -488,32 +482,17 @@ class Runner:
             raise InvalidInput(f"point {pt.index}: the BS returned several targets {sorted(targets)}")
         target = targets.pop() if targets else f"{ue_m.target.field}/{ue_m.target.domain}"
         field_, _, _domain = target.partition("/")
-        domain = "ad"
         if ok:
             rows = self.truth.rows_of(sample_ids)
             h = self.truth.read(f"{field_}_ad", rows)
             if h.shape != h_hat.shape:
                 raise InvalidInput(f"point {pt.index}: reconstructions {h_hat.shape[1:]} do not match "
                                    f"the truth {h.shape[1:]} of {field_}_ad")
-            s_ad = score(h, h_hat)
             per = metrics.nmse(h, h_hat)
             for r, v in zip(ok, per, strict=True):
                 r.nmse_db_ad = float(10 * np.log10(max(float(v), 1e-30)))
-            row["nmse_db_ad"] = s_ad["nmse_db"]
-            row["rho"], row["sgcs"] = s_ad["rho"], s_ad["sgcs"]
-            n_sf = self.truth.sf_rows(f"{field_}_sf")
-            have_sf = rows < n_sf
-            if n_sf and have_sf.any():
-                from shared.transforms import ad_to_sf
-
-                h_sf = self.truth.read(f"{field_}_sf", rows[have_sf])
-                hat_sf = ad_to_sf(h_hat[have_sf], self.truth.n_subcarriers)
-                s_sf = score(h_sf, hat_sf)
-                row["nmse_db_sf"] = s_sf["nmse_db"]
-                if have_sf.all():  # rho/SGCS per subcarrier are defined in SF: use it for all
-                    row["rho"], row["sgcs"] = s_sf["rho"], s_sf["sgcs"]
-                    domain = "sf"
-        row["metric_domain"] = domain if ok else None
+            row["nmse_db_ad"] = metrics.nmse_db(h, h_hat)
+            row.update(self._sf_scores(field_, rows, h, h_hat))
         # Link statistics from the emulator's per-report metadata.
         digital = [r for r in records if r.n_bits_on_air > 0]
         bits = sum(r.n_bits_on_air for r in digital)
@@ -535,6 +514,23 @@ class Runner:
         if self.keep:
             res.sample_ids, res.h_ad = sample_ids, h_hat
         return res
+
+    def _sf_scores(self, field_: str, rows: np.ndarray, h: np.ndarray, h_hat: np.ndarray) -> dict[str, Any]:
+        """SF NMSE, rho and SGCS the way ``csilink eval`` computes them (evaluation/harness.py):
+        against the stored full SF truth for the samples that have it; when none has, rho and
+        SGCS against the cropped truth (``ad_to_sf`` of both) and no SF NMSE."""
+        from shared.transforms import ad_to_sf
+
+        nc = self.truth.n_subcarriers
+        have = rows < self.truth.sf_rows(f"{field_}_sf")
+        if have.any():
+            sf = self.truth.read(f"{field_}_sf", rows[have])
+            s = metrics.summary(sf, ad_to_sf(h_hat[have], nc))
+            return {"nmse_db_sf": s["nmse_db"], "rho": s["rho"], "sgcs": s["sgcs"],
+                    "sf_truth": "full", "n_sf": int(have.sum())}
+        s = metrics.summary(ad_to_sf(h, nc), ad_to_sf(h_hat, nc))
+        return {"nmse_db_sf": None, "rho": s["rho"], "sgcs": s["sgcs"], "sf_truth": "cropped",
+                "n_sf": int(len(rows))}
 
     def run(self) -> list[PointResult]:
         try:

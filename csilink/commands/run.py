@@ -104,7 +104,7 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Any:
             "-" if r.get("ideal") else _fmt(r.get("snr_db"), "g"), str(r["ues"]),
             f"{r['ok']}/{r['sent']}", str(r["dropped"]), str(r["errors"]),
             _fmt(r.get("nmse_db_ad"), ".2f"), _fmt(r.get("nmse_db_sf"), ".2f"),
-            _fmt(r.get("sgcs"), ".3f") + ("" if r.get("metric_domain") != "ad" else "*"),
+            _fmt(r.get("sgcs"), ".3f") + ("*" if r.get("sf_truth") == "cropped" else ""),
             _fmt(r.get("ber"), ".2e"), _fmt(r.get("latency_p50_ms"), ".1f"),
             _fmt(r.get("latency_p99_ms"), ".1f"), _fmt(r.get("reports_per_s"), ",.0f"),
         )
@@ -138,8 +138,8 @@ def _run(args: argparse.Namespace) -> int:
                               progress=prog, log_fn=lambda line: err.print(f"[dim]{line}[/dim]"))
     out = Console(file=sys.stdout, width=max(Console().width, 160))
     out.print(results_table(result.rows, f"{rs.scenario.name}: {rs.source}"))
-    if any(r.get("metric_domain") == "ad" for r in result.rows):
-        out.print("* SGCS/rho over delay taps (the dataset has no spatial-frequency truth for these samples)")
+    if any(r.get("sf_truth") == "cropped" for r in result.rows):
+        out.print("* SGCS against the cropped (32-tap) truth: no stored SF truth for these samples")
     for pr in result.points:
         reasons = {**{f"dropped: {k}": v for k, v in pr.drop_reasons.items()},
                    **{f"error: {k}": v for k, v in pr.error_reasons.items()}}
