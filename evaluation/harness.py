@@ -149,13 +149,17 @@ def evaluate_bundle(
     seed: int = 0,
     device: str = "cpu",
     threads: int = 1,
+    fp32: bool = False,
 ) -> list[Row]:
-    """Every rate of ``bundle`` (and every SNR for analog rates) on ``truth``."""
+    """Every rate of ``bundle`` (and every SNR for analog rates) on ``truth``.
+
+    ``fp32``: run the bundle's fp32 ONNX encoder instead of the int8 one (int8 benchmark).
+    """
     from models.registry import load_bs_decoder
     from shared.ue_encoder import UeEncoder
 
     m = bundle.manifest
-    enc = UeEncoder.from_bundle(bundle, threads=threads)
+    enc = UeEncoder.from_bundle(bundle, threads=threads, fp32=fp32)
     dec = load_bs_decoder(bundle, device)
     side_all = {k: truth.side[k] for k in m.bs.needs}
     rows: list[Row] = []

@@ -62,6 +62,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[dict[str, A
         summary = {
             "samples_seen": last["samples_seen"],
             "wall_minutes": round(last["wall_s"] / 60, 2),
+            "cpu_minutes": round(last.get("cpu_s", 0.0) / 60, 2),
             "normalization": {"scale": last["scale"], "method": "global-rms", "computed_on": "train"},
             "best_val_nmse_db": last.get("best_val_db"),
             "seed": config["seed"],
@@ -197,7 +198,9 @@ def export_run(
             "dataset": data_path.name,
             "dataset_id": config.get("dataset_id"),
             "budget_minutes": summary.get("budget_minutes"),
+            "budget_clock": summary.get("budget_clock", "wall"),
             "wall_minutes": summary.get("wall_minutes"),
+            "cpu_minutes": summary.get("cpu_minutes"),
             "samples_seen": summary.get("samples_seen"),
             "epochs": summary.get("epochs"),
             "n_train": summary.get("n_train"),

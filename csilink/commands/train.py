@@ -20,6 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--minutes", type=float, required=True, help="training budget in wall minutes (total over resumes)"
     )
     p.add_argument("--out", required=True, help="run folder (checkpoints, log.jsonl, run.json)")
+    p.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="what --minutes counts: elapsed time (wall) or this process's CPU time (cpu)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     p.add_argument("--seed", type=int, help="override the config's seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
@@ -33,7 +39,13 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         cfg["seed"] = args.seed
     summary = train(
-        cfg, args.dataset, args.out, args.minutes, threads=args.threads, progress=not args.no_progress
+        cfg,
+        args.dataset,
+        args.out,
+        args.minutes,
+        threads=args.threads,
+        progress=not args.no_progress,
+        clock=args.clock,
     )
     print(
         json.dumps(
