@@ -81,13 +81,18 @@ class DatasetWriter:
             g.attrs["first_sample_id"] = first_id
             first_id += n
             blk = max(1, min(c.block_size, n))
-            kw: dict[str, Any] = {"compression": compression, "shuffle": bool(compression)}
-            g.create_dataset("sample_id", shape=(n,), dtype=np.int64, chunks=(blk,))
-            g.create_dataset("speed", shape=(n,), dtype=np.float32, chunks=(blk,))
-            g.create_dataset("los", shape=(n,), dtype=bool, chunks=(blk,))
+            # An empty split is kept (fixed layout) but cannot be chunked or compressed.
+            kw: dict[str, Any] = {"compression": compression, "shuffle": bool(compression)} if n else {}
+
+            def chunks(*rest: int, n: int = n, blk: int = blk) -> tuple[int, ...] | None:
+                return (blk, *rest) if n else None
+
+            g.create_dataset("sample_id", shape=(n,), dtype=np.int64, chunks=chunks())
+            g.create_dataset("speed", shape=(n,), dtype=np.float32, chunks=chunks())
+            g.create_dataset("los", shape=(n,), dtype=bool, chunks=chunks())
             for key in ("x_ad", "y_ad", "z_ad"):
                 g.create_dataset(key, shape=(n, c.n_antennas, c.n_taps), dtype=np.complex64,
-                                 chunks=(blk, c.n_antennas, c.n_taps), **kw)
+                                 chunks=chunks(c.n_antennas, c.n_taps), **kw)
             m = n_sf(c, split)
             if m:
                 # One sample per chunk: SF matrices are read one at a time (runner, UE).

@@ -192,6 +192,9 @@ def test_resume_after_interruption_gives_same_file(tmp_path, monkeypatch):
 def test_generated_file_opens_with_reader(tmp_path):
     from shared.dataset import open_dataset
 
+    generate(tiny(n_val=0), tmp_path / "e.h5", progress=False, workers=0)  # an empty split is fine
+    with open_dataset(tmp_path / "e.h5") as ds:
+        assert ds.split("val").n == 0 and ds.info()["splits"]["val"]["first_id"] is None
     generate(tiny(), tmp_path / "d.h5", progress=False, workers=0)
     with open_dataset(tmp_path / "d.h5") as ds:
         ds.verify()
