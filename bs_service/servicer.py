@@ -90,7 +90,8 @@ class BsServicer(bs_grpc.BsServiceServicer):
         if new.datasets != self.settings.datasets:
             from bs_service.node import BsDatasets
 
-            self.node.data.close()
+            # Open the new files first (a bad path fails the call and changes nothing); the old
+            # views are dropped, not closed: requests in flight may still read them.
             self.node.data = BsDatasets(new.datasets)
         self.node.reconfigure(new)
         self._cache.clear()  # hooks may have changed: old results are not what we would compute now

@@ -500,8 +500,9 @@ def setup_logging(verbose: bool) -> None:
 class DatasetViews:
     """A node's view (``"ue"`` or ``"bs"``) of one or more dataset files, by dataset id.
 
-    Files open lazily on first use; keys with an empty dataset id read the first file. Fields
-    outside the view are refused by ``shared.dataset`` (the UE never reads y/z, the BS never x/z).
+    Files are opened (and their structure validated) at construction; keys with an empty
+    dataset id read the first file. Fields outside the view are refused by ``shared.dataset``
+    (the UE never reads y/z, the BS never x/z).
     """
 
     def __init__(self, paths: list[str], view: str) -> None:
@@ -511,6 +512,8 @@ class DatasetViews:
         self._ds: dict[str, Any] = {}
         self._splits: dict[tuple[str, str], Any] = {}
         self._default: str | None = None
+        with self._lock:
+            self._open()  # fail at start (or at Configure) on a missing or broken file
 
     def _open(self) -> None:
         if self._ds or not self._paths:

@@ -110,6 +110,12 @@ def test_request_level_errors(link) -> None:
     with pytest.raises(LinkError) as ei:
         c.load_model("/does/not/exist", nodes=("bs",))
     assert ei.value.code == grpc.StatusCode.NOT_FOUND
+    for node in ("ue", "bs"):  # a bad dataset path fails the call and changes nothing
+        with pytest.raises(LinkError) as ei:
+            c.configure(node, {"datasets": ["/no/such/file.h5"]})
+        assert ei.value.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION)
+        assert "/no/such/file.h5" in str(ei.value)
+    assert all(o.ok for o in c.send(link.keys(2), model_id=DIGITAL, ue_id=9))
 
 
 def test_ue_bs_model_mismatch(link) -> None:

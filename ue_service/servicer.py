@@ -88,7 +88,8 @@ class UeServicer(ue_grpc.UeServiceServicer):
         if new.datasets != self.settings.datasets:
             from ue_service.node import UeDatasets
 
-            self.node.data.close()
+            # Open the new files first (a bad path fails the call and changes nothing); the old
+            # views are dropped, not closed: requests in flight may still read them.
             self.node.data = UeDatasets(new.datasets)
         self.settings = self.node.settings = new
         return pb.ConfigureResponse(effective_json=new.model_dump_json())
