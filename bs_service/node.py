@@ -211,10 +211,10 @@ class BsNode:
     def model_for(self, model_id: str, version: str) -> LoadedDecoder:
         """The decoder of a report's model; ``ModelMismatch`` (FAILED_PRECONDITION) names both the
         report's model/version and what the BS has."""
-        with self._lock:
-            ld = self._models.get(model_id)
-            loaded = sorted(f"{m.model_id} v{m.version}" for m in self._models.values())
+        ld = self._models.get(model_id)  # dict read: atomic, no lock on the hot path
         if ld is None:
+            with self._lock:
+                loaded = sorted(f"{m.model_id} v{m.version}" for m in self._models.values())
             raise ModelMismatch(
                 f"report made by model {model_id!r} v{version or '?'}, which the BS has not loaded "
                 f"(loaded: {', '.join(loaded) or 'none'})"
