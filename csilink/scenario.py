@@ -311,6 +311,7 @@ _FRIENDLY = {
     "missing": "required field is missing",
     "int_type": "must be an integer",
     "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
     "float_type": "must be a number",
     "float_parsing": "must be a number",
     "bool_type": "must be true or false",
