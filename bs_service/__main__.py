@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from csilink.rpc import SERVICE_NAMES, bs_grpc
     from csilink.server_common import MethodStats, create_server, load_settings, serve_forever, setup_logging
 
-    setup_logging(args.verbose)
+    setup_logging(getattr(args, "verbose", False))
     keys = ["host", "port", "datasets", "bundles", "bundle_roots", "device", "max_batch", "max_wait_ms"]
     settings = load_settings(BsSettings, args.config, "bs", {k: getattr(args, k) for k in keys})
     stats = MethodStats()

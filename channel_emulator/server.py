@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from csilink.rpc import SERVICE_NAMES, ch_grpc
     from csilink.server_common import MethodStats, create_server, load_settings, serve_forever, setup_logging
 
-    setup_logging(args.verbose)
+    setup_logging(getattr(args, "verbose", False))
     settings = load_settings(
         ChannelSettings,
         args.config,

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import argparse
 import collections
 import hashlib
 import json
@@ -484,11 +485,16 @@ def add_common_args(parser: Any, default_port: int) -> None:
         "--config", default=None, help="YAML settings file (its section for this node if any)"
     )
     parser.add_argument("--port-file", default=None, help="write the bound port here once serving")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # SUPPRESS: under `csilink -v serve ...` the top-level flag must not be reset by this one.
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
+    )
 
 
 def setup_logging(verbose: bool) -> None:
+    """Log format of every node; ``force`` because the ``csilink`` CLI may have configured it."""
     logging.basicConfig(
+        force=True,
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )

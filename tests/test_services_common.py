@@ -260,3 +260,59 @@ def test_hooks_registry() -> None:
     assert make_fusion({"name": "none"}).fuse(np.zeros((1, 4)), {}, None).shape == (1, 4)
     with pytest.raises(NotFound, match="unknown refiner 'nope'; registered"):
         make_refiner({"name": "nope"})
+
+
+def test_csilink_serve_runs_a_node_and_stops_gracefully(tmp_path: Path) -> None:
+    """`csilink serve channel` binds port 0, writes its port, answers health, exits 0 on SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+
+    port_file = tmp_path / "ch.port"
+    cmd = [
+        sys.executable,
+        "-m",
+        "csilink.cli",
+        "serve",
+        "channel",
+        "--port",
+        "0",
+        "--port-file",
+        str(port_file),
+        "--bs",
+        "127.0.0.1:1",
+        "--link",
+        '{"mode": "rayleigh", "snr_db": 3}',
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not port_file.is_file():
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "no port file"
+            time.sleep(0.05)
+        addr = f"127.0.0.1:{int(port_file.read_text())}"
+        from csilink.client import LinkClient
+
+        with LinkClient(None, addr) as c:
+            c.wait_ready(30)
+            eff = c.configure_channel()
+            assert eff["default"]["mode"] == "rayleigh" and eff["default"]["snr_db"] == 3
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "stopping" in out and "stopped" in out
+
+
+def test_bad_flags_fail_at_start_naming_the_field() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "channel_emulator", "--port", "0", "--link", '{"snr_db": "loud"}'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1 and "snr_db" in r.stderr

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from ue_service.node import UeNode
     from ue_service.servicer import UeServicer
 
-    setup_logging(args.verbose)
+    setup_logging(getattr(args, "verbose", False))
     keys = [
         "host",
         "port",
