@@ -115,7 +115,8 @@ def _generate(args: argparse.Namespace) -> int:
     stats = generate(cfg, args.output, progress=not args.no_progress,
                      compression="gzip" if args.compress else None, workers=args.workers)
     print(f"wrote {args.output}: {stats['samples']} samples in {stats['seconds']:.1f} s "
-          f"({stats['samples_per_s']:.0f} samples/s), dataset_id {cfg.dataset_id}")
+          f"({stats['samples_per_s']:.0f} samples/s, + {stats['setup_seconds']:.1f} s set-up), "
+          f"dataset_id {cfg.dataset_id}")
     return 0
 
 
