@@ -1,8 +1,8 @@
-"""Pick the FDD channel model for a config (CDL now; TDL/UMi/UMa where supported)."""
+"""Pick the FDD channel model for a config: CDL-A..E or TDL-A..E (UMi/UMa not yet)."""
 
 from __future__ import annotations
 
-from datagen.profiles import CDL_MODELS, GenConfig
+from datagen.profiles import CDL_MODELS, TDL_MODELS, GenConfig
 from shared.errors import InvalidInput
 
 
@@ -12,4 +12,9 @@ def make_model(cfg: GenConfig):
         from datagen.realization import FddCdl
 
         return FddCdl(cfg)
-    raise InvalidInput(f"model {cfg.model} is not supported by the generator yet (use one of {CDL_MODELS})")
+    if cfg.model in TDL_MODELS:
+        from datagen.tdl import FddTdl
+
+        return FddTdl(cfg)
+    raise InvalidInput(f"model {cfg.model} is not supported by the generator yet "
+                       f"(use one of {CDL_MODELS + TDL_MODELS})")

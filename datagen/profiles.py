@@ -154,7 +154,8 @@ PROFILE_HELP = {
     "DL 2.11 / UL 1.91 GHz, 5 m/s, target 5 ms",
     "cost2100-like": "Nt=32, Nc=1024 shape of COST2100 indoor on 3GPP CDL-D (LoS) 30 ns, 5.3/5.1 GHz, "
     "20 MHz, 1 m/s",
-    "generic": "every field settable (--set key=value or --config YAML); defaults = cdl-c-fdd",
+    "generic": "every field settable (--set key=value or --config YAML), models CDL-A..E, TDL-A..E; "
+    "defaults = cdl-c-fdd",
 }
 
 

@@ -214,3 +214,36 @@ def test_config_validation():
         CDL_C_FDD.replace(nope=1)
     assert CDL_C_FDD.dataset_id == GenConfig(profile="cdl-c-fdd").dataset_id
     assert CDL_C_FDD.dataset_id != CDL_C_FDD.replace(seed=1).dataset_id
+
+
+def test_tdl_fdd():
+    from datagen.models import make_model
+
+    c = CDL_C_FDD.replace(profile="generic", model="TDL-D", n_subcarriers=96)
+    m = make_model(c)
+    r = m.draw(64, torch.Generator().manual_seed(2))
+    assert r.h_dl.shape == (64, 2, m.n_clusters, 32) and r.h_ul.shape == (64, m.n_clusters, 32)
+    assert bool(r.los.all()) and not torch.allclose(r.rays["phases_ul"], r.rays["phases_dl"])
+    ad = cluster_to_ad(r.h_dl, r.tau, 96, c.subcarrier_spacing, 32).numpy()
+    ul = cluster_to_ad(r.h_ul, r.tau, 96, c.subcarrier_spacing, 32).numpy()
+    assert nmse_db(ad[:, 1], ul) > -10  # independent phases: no copy
+    assert -4.0 < nmse_db(ad[:, 1], ad[:, 0]) < -1.0  # Jakes: 2 (1 - J0(1.1)) ~ -2.5 dB
+    m2 = make_model(c.replace(ul_phases="shared"))
+    r2 = m2.draw(64, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(r2.h_dl, r.h_dl)  # same draws for the DL
+    ul2 = cluster_to_ad(r2.h_ul, r2.tau, 96, c.subcarrier_spacing, 32).numpy()
+    assert nmse_db(ad[:, 1], ul2) < -15  # shared phases: only the Doppler scale differs
+
+
+def test_cli_config_layers(tmp_path):
+    from csilink.cli import build_parser
+    from csilink.commands.dataset import build_config
+
+    (tmp_path / "c.yaml").write_text("model: CDL-A\ndelay_spread: 1.0e-7\nn_val: 7\n")
+    args = build_parser().parse_args([
+        "dataset", "generate", "--profile", "generic", "--config", str(tmp_path / "c.yaml"),
+        "--set", "max_speed=30", "--set", "n-val=9", "--n-train", "11", "--sf-splits", "none",
+        "--ul-phases", "shared", "-o", "x.h5"])
+    c = build_config(args)
+    assert (c.model, c.delay_spread, c.max_speed, c.n_val, c.n_train) == ("CDL-A", 1e-7, 30, 9, 11)
+    assert c.sf_splits == () and c.ul_phases == "shared" and c.profile == "generic"

@@ -20,7 +20,7 @@ examples:
   csilink dataset generate --profile generic --set model=CDL-A --set delay_spread=100e-9 \\
       --set f_ul=1.71e9 -o data/generated/cdl-a.h5
   csilink dataset generate --config my.yaml -o out.h5      # YAML mapping of config fields
-  csilink dataset generate --profile cdl-c-fdd --ul-phases shared --ul-array rescaled \
+  csilink dataset generate --profile cdl-c-fdd --ul-phases shared --ul-array rescaled \\
       -o copy.h5                 # the naive "second CDL at the UL carrier": UL ~ copy of DL
 
 Config fields (--set key=value, or keys of the YAML file): see `csilink dataset profiles -v`.
