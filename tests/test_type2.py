@@ -292,6 +292,7 @@ def test_bad_latents_are_refused():
     for bad in (good[:, :-1], good + 0.5, np.full_like(good, np.nan), good + 1e6):
         with pytest.raises(InvalidInput):
             codec.decode_ad(bad)
+    assert codec.decode_ad(good[:0]).shape == (0, 32, 32)  # an empty batch is not an error
     with pytest.raises(InvalidInput):
         codec.latents(np.zeros((1, 32, 16), np.complex64))
     with pytest.raises(InvalidInput):

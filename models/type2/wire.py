@@ -98,12 +98,15 @@ class Type2Codec:
 
     def decode_sf(self, latents: np.ndarray) -> np.ndarray:
         """``[B, latent_size]`` -> SF channel estimate, complex64 ``[B, Nt, Nc]``."""
-        return np.stack([codebook.channel_estimate(p, self.cfg) for p in self.parse(latents)])
+        out = [codebook.channel_estimate(p, self.cfg) for p in self.parse(latents)]
+        shape = (0, self.cfg.n_antennas, self.cfg.n_subcarriers)
+        return np.stack(out) if out else np.zeros(shape, np.complex64)
 
     def decode_ad(self, latents: np.ndarray) -> np.ndarray:
         """``[B, latent_size]`` -> AD channel estimate, complex64 ``[B, Nt, taps]``: the same as
         ``sf_to_ad(decode_sf(latents))``, computed without building the SF matrices."""
-        return np.stack([codebook.channel_estimate_ad(p, self.cfg) for p in self.parse(latents)])
+        out = [codebook.channel_estimate_ad(p, self.cfg) for p in self.parse(latents)]
+        return np.stack(out) if out else np.zeros((0, self.cfg.n_antennas, self.cfg.n_taps), np.complex64)
 
     def precoders(self, latents: np.ndarray) -> np.ndarray:
         """The standard's precoders, unit norm per PMI subband: complex64 ``[B, Nt, N3]``."""
