@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from csilink.client import LinkError
+from shared.errors import InvalidInput
 
 DIGITAL, ANALOG = "csinet-tiny", "csinet-jscc-tiny"
 
@@ -30,10 +31,13 @@ def _in_process(bundle_path, x_ad: np.ndarray, rate: str):
     b = Bundle.load(bundle_path)
     payloads = UeEncoder.from_bundle(b, threads=1).encode(x_ad, rate)
     m = b.manifest
-    codec = from_spec(m.rate(rate).wire or m.ue.wire, b.path)
-    z = np.stack([codec.decode(p, m.latent_size) for p in payloads])
-    h = load_bs_decoder(b, "cpu").decode_batch(z, {}, None)
-    return payloads, h
+    decoder = load_bs_decoder(b, "cpu")
+    try:
+        codec = from_spec(m.rate(rate).wire or m.ue.wire, b.path)
+        z = np.stack([codec.decode(p, m.latent_size) for p in payloads])
+    except InvalidInput:  # a wire kind only its family knows (type2): the decoder unpacks it
+        z = np.stack([decoder.unpack(p) for p in payloads])
+    return payloads, decoder.decode_batch(z, {}, None)
 
 
 def _truth(link, keys) -> np.ndarray:
@@ -242,9 +246,9 @@ def _trained_bundles() -> list:
             b = Bundle.load(p)
         except Exception:  # a bundle being written right now: not this test's business
             continue
-        if b.family in ("csinet", "csinet-jscc"):
-            out.append(b)
-    return out
+        out.append(b)
+    # One bundle per family is enough to prove the path; keep the test fast.
+    return list({b.family: b for b in reversed(out)}.values())
 
 
 def test_trained_bundles_through_the_link(link) -> None:
@@ -258,7 +262,7 @@ def test_trained_bundles_through_the_link(link) -> None:
     c = link.client
     keys = link.keys(8)
     x = _truth(link, keys)
-    for b in bundles[:3]:
+    for b in bundles:
         loaded = c.load_model(str(b.path), make_default=False)
         assert loaded["ue"].version == loaded["bs"].version == b.version
         try:
