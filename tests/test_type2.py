@@ -260,6 +260,18 @@ def test_encode_bits_decode_round_trip(cfg, channels):
     np.testing.assert_array_equal(wire.decode(wire.encode(lat[0]), cfg.latent_size), lat[0])
 
 
+def test_zero_channel_gives_a_valid_minimal_report():
+    cfg = PRESETS[2]
+    codec = Type2Codec(cfg, strict=True)
+    z = np.zeros((1, 32, 32), np.complex64)
+    (p,) = codec.pmis(z)
+    assert p.k_nz == 1 and p.ref_power == 0
+    est = codec.decode_ad(codec.latents(z))
+    # the lowest reported power: -100 dB per SF entry (the AD crop keeps all of a flat channel)
+    assert np.all(np.isfinite(est))
+    assert np.sum(np.abs(est) ** 2) / (32 * 667) == pytest.approx(1e-10, rel=0.01)
+
+
 def test_sparse_report_is_zero_padded_to_the_frame():
     cfg = PRESETS[4]
     codec = Type2Codec(cfg, strict=True)

@@ -238,7 +238,11 @@ def choose_pmi_subband(g: np.ndarray, cfg: Type2Config) -> Pmi:
 
     # 4. nonzero coefficients and quantization
     ref = x[i_star, 0]
-    rel_c = x / ref
+    if ref == 0:  # an all-zero channel: only the reference coefficient, at the lowest power
+        rel_c = np.zeros_like(x)
+        rel_c[i_star, 0] = 1.0
+    else:
+        rel_c = x / ref
     mag = np.abs(rel_c)
     keep = np.zeros(x.shape, dtype=bool)
     flat_order = np.argsort(-mag, axis=None, kind="stable")[: cfg.k0]
