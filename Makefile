@@ -52,7 +52,7 @@ results: proto
 
 sample-data: venv
 	$(BIN)/csilink dataset generate --profile cdl-c-fdd --n-train 400 --n-val 100 --n-test 100 \
-		--seed 7 --sf-splits test -o data/sample/cdl-c-fdd-sample.h5
+		--sf-cap 16 --compress --seed 0 -o data/sample/cdl-c-fdd-sample.h5
 
 bundles: proto
 	bash scripts/train_shipped.sh
