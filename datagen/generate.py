@@ -38,6 +38,7 @@ class Block:
     z_ad: np.ndarray
     speed: np.ndarray
     los: np.ndarray
+    position: np.ndarray | None = None  # float32 [B, 3], UMi/UMa only
     x_sf: np.ndarray | None = None
     y_sf: np.ndarray | None = None
     z_sf: np.ndarray | None = None
@@ -64,6 +65,8 @@ class Generator:
         ul = cluster_to_ad(r.h_ul, r.tau, c.n_subcarriers, c.subcarrier_spacing, c.n_taps)
         out = Block(x_ad=dl[:, 0].numpy(), z_ad=dl[:, 1].numpy(), y_ad=ul.numpy(),
                     speed=r.speed.numpy().astype(np.float32), los=r.los.numpy().astype(bool))
+        if r.position is not None:
+            out.position = r.position.numpy().astype(np.float32)
         if n_sf_rows > 0:
             k = n_sf_rows
             with torch.no_grad():
@@ -187,6 +190,8 @@ def generate(cfg: GenConfig, out: str | Path, progress: bool = True, compression
                 "sample_id": np.arange(first + start, first + start + size, dtype=np.int64),
                 "x_ad": b.x_ad, "y_ad": b.y_ad, "z_ad": b.z_ad, "speed": b.speed, "los": b.los,
             }
+            if b.position is not None:
+                fields["position"] = b.position
             if b.x_sf is not None:
                 fields.update(x_sf=b.x_sf, y_sf=b.y_sf, z_sf=b.z_sf)
             w.write_block(split, start, fields)

@@ -1,8 +1,8 @@
-"""Pick the FDD channel model for a config: CDL-A..E or TDL-A..E (UMi/UMa not yet)."""
+"""Pick the FDD channel model for a config: CDL-A..E, TDL-A..E, or the system-level UMi/UMa."""
 
 from __future__ import annotations
 
-from datagen.profiles import CDL_MODELS, TDL_MODELS, GenConfig
+from datagen.profiles import CDL_MODELS, SYSTEM_MODELS, TDL_MODELS, GenConfig
 from shared.errors import InvalidInput
 
 
@@ -16,5 +16,9 @@ def make_model(cfg: GenConfig):
         from datagen.tdl import FddTdl
 
         return FddTdl(cfg)
+    if cfg.model in SYSTEM_MODELS:
+        from datagen.system import FddSystem
+
+        return FddSystem(cfg)
     raise InvalidInput(f"model {cfg.model} is not supported by the generator yet "
-                       f"(use one of {CDL_MODELS + TDL_MODELS})")
+                       f"(use one of {CDL_MODELS + TDL_MODELS + SYSTEM_MODELS})")

@@ -21,6 +21,11 @@ TDL_MODELS = ("TDL-A", "TDL-B", "TDL-C", "TDL-D", "TDL-E")
 SYSTEM_MODELS = ("UMi", "UMa")
 MODELS = CDL_MODELS + TDL_MODELS + SYSTEM_MODELS
 SPLITS = ("train", "val", "test")
+LOS_MODES = ("auto", "los", "nlos")
+# Fields that only the system-level models (UMi/UMa) read. They are left out of the canonical
+# JSON of CDL/TDL configs, so adding them did not change any existing dataset_id; for UMi/UMa
+# ``delay_spread`` is left out instead (the LSP generator draws the delay spread per UE).
+SYSTEM_FIELDS = ("min_distance", "max_distance", "los")
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,11 @@ class GenConfig:
     seed: int = 0
     block_size: int = 256  # samples per random stream / HDF5 chunk (defines contents)
     spec_version: str = "19.2"
+    # UMi/UMa only (see datagen/system.py): horizontal BS-UE distance range in metres (None: the
+    # model's default, UMi 10..100, UMa 35..250) and the LoS state ("auto": TR 38.901 7.4.2).
+    min_distance: float | None = None
+    max_distance: float | None = None
+    los: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -90,6 +100,15 @@ class GenConfig:
                 raise InvalidInput(f"{name} must be > 0")
         if self.target_delay < 0 or self.min_speed < 0 or self.max_speed < self.min_speed:
             raise InvalidInput("need target_delay >= 0 and 0 <= min_speed <= max_speed")
+        if self.los not in LOS_MODES:
+            raise InvalidInput(f"los must be one of {LOS_MODES}, got {self.los!r}")
+        for name in ("min_distance", "max_distance"):
+            v = getattr(self, name)
+            if v is not None and not float(v) > 0:
+                raise InvalidInput(f"{name} must be > 0 (metres) or null, got {v!r}")
+        if (self.min_distance is not None and self.max_distance is not None
+                and float(self.max_distance) < float(self.min_distance)):
+            raise InvalidInput(f"max_distance ({self.max_distance}) < min_distance ({self.min_distance})")
         bad = [s for s in self.sf_splits if s not in SPLITS]
         if bad:
             raise InvalidInput(f"sf_splits: unknown split(s) {bad}; use {SPLITS}")
@@ -101,6 +120,8 @@ class GenConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["sf_splits"] = list(self.sf_splits)
+        for k in (("delay_spread",) if self.model in SYSTEM_MODELS else SYSTEM_FIELDS):
+            del d[k]  # fields the model ignores are no part of the dataset's identity
         return d
 
     def to_json(self) -> str:

@@ -45,6 +45,8 @@ class Realization:
     * ``los`` bool ``[B]``.
     * ``rays``: the shared random parts, for tests: ``{"aod", "aoa", "zod", "zoa"}`` each
       ``[B, N, M]`` after coupling, and ``phases_dl``/``phases_ul`` ``[B, N, M, 4]``.
+    * ``position`` float32 ``[B, 3]``: UE position relative to the BS (m); system-level models
+      (UMi/UMa) only, else None.
     """
 
     h_dl: torch.Tensor
@@ -54,6 +56,7 @@ class Realization:
     velocity: torch.Tensor
     los: torch.Tensor
     rays: dict[str, torch.Tensor]
+    position: torch.Tensor | None = None
 
 
 def _array(n: int, pattern: str, pol: str, f_dl: float, spacing: float):
