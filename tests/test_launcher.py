@@ -260,6 +260,16 @@ def test_scenario_argument(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert f"-m csilink.cli run {scen}" in capsys.readouterr().out
 
 
+def test_health_probe_names_the_problem(capsys: pytest.CaptureFixture[str]) -> None:
+    (port,) = L.free_ports(1)  # nothing listens there
+    result = healthcheck.check(f"127.0.0.1:{port}", timeout=0.5)
+    assert not result.ok and "UNAVAILABLE" in result.detail
+    assert healthcheck.main([f"127.0.0.1:{port}", "--timeout", "0.5"]) == 1
+    assert capsys.readouterr().err.startswith(f"unhealthy: 127.0.0.1:{port}: UNAVAILABLE")
+    assert not healthcheck.check("no-port-here").ok
+    assert "expected HOST:PORT" in healthcheck.check("no-port-here").detail
+
+
 # ------------------------------------------------------------------------- running (toy project)
 
 
