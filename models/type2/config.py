@@ -278,7 +278,7 @@ class Type2Config:
         """Per index value, the bit widths of its latent entries, MSB part first.
 
         A float32 holds integers exactly only up to 2^24, so a value wider than
-        ``LATENT_CHUNK_BITS`` (e.g. i_{1,2} for L >= 10 of 32 beams: 26 bits) takes several
+        ``LATENT_CHUNK_BITS`` (e.g. i_{1,2} for L = 6 of 32 beams: 20 bits) takes several
         latent entries of at most that many bits; the bits on the wire are the same.
         """
         out: list[tuple[int, ...]] = []

@@ -1,7 +1,7 @@
 """The report on the wire: :class:`Pmi` <-> index fields <-> latent (float32) <-> bits. numpy only.
 
 The "latent" of the type2 family is the report's index values in field order
-(``Type2Config.fields``), one float32 each; a value wider than 16 bits (i_{1,2} for L >= 8
+(``Type2Config.fields``), one float32 each; a value wider than 16 bits (i_{1,2} for L >= 6
 of 32 beams) is split over several entries, MSB part first, so every entry is an exact
 integer in float32 (``Type2Config.latent_chunks``). The bits
 are the same values, each written MSB first with its field's width (``shared.wire``'s bit
