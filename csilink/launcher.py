@@ -446,7 +446,7 @@ def rewrite_arg(arg: str, service: str, portmap: PortMap, services: Iterable[str
         if host in names:
             raise InvalidInput(
                 f"service {service!r}: {m.group(0)!r} names service {host!r} but {host!r} declares no port "
-                f"{port} (add it to its `expose:`)"
+                f"{port} (list it under its `ports:` or `expose:`)"
             )
         return m.group(0)
 
