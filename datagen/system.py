@@ -125,7 +125,6 @@ class FddSystem:
         for s, idx in enumerate(SUBCLUSTERS):
             mask[s, list(idx)] = 1.0
         self._sub_mask = mask
-        self._batch = -1
         # The UE has one antenna at its origin, so the UE-side array factor is 1 (_bs_offsets).
         assert self.ut_array.num_ant == 1 and float(self.ut_array.ant_pos.abs().max()) == 0.0
 
@@ -152,9 +151,9 @@ class FddSystem:
         # Sionna draws from its global generator; seeding it from the block's stream keeps a
         # block a pure function of (config, split, block).
         config.torch_rng("cpu").manual_seed(seed)
-        if b != self._batch:  # Sionna's topology buffers have a fixed batch size
-            self.sl.reset_topology()
-            self._batch = b
+        # A fresh topology every call: Sionna skips the LSP and LoS draws when set_topology sees
+        # the same topology again, which would make a draw depend on the previous one.
+        self.sl.reset_topology()
         bs_loc = torch.zeros(b, 1, 3)
         bs_loc[..., 2] = self.h_bs
         bs_or = torch.zeros(b, 1, 3)
