@@ -659,11 +659,21 @@ def addresses_from(ue: str | None, channel: str | None, bs: str | None) -> dict[
     return given  # type: ignore[return-value]
 
 
+@dataclass
+class Services:
+    """Nodes started by :func:`started_services`: ``addrs`` and ``pids`` by node name."""
+
+    addrs: dict[str, str]
+    pids: dict[str, int]
+    run_dir: Path
+
+
 @contextlib.contextmanager
 def started_services(dataset: Path, compose_file: Path | None = None,
-                     log: Callable[[str], None] | None = None) -> Iterator[dict[str, str]]:
-    """Start the docker-compose.yml services natively (``csilink.launcher``) on free ports,
-    reading ``dataset``; yields ``{"ue": addr, "channel": addr, "bs": addr}``; stops them after."""
+                     log: Callable[[str], None] | None = None) -> Iterator[Services]:
+    """Start the docker-compose.yml services natively (``csilink.launcher``: the same commands
+    and settings as the containers) on free 127.0.0.1 ports, every node reading ``dataset``;
+    stop them on exit."""
     import io
 
     from csilink import launcher as L
@@ -684,7 +694,7 @@ def started_services(dataset: Path, compose_file: Path | None = None,
         missing = {"ue", "channel", "bs"} - set(addrs)
         if missing:
             raise InvalidInput(f"{compose}: no service named {sorted(missing)} with a port")
-        yield addrs
+        yield Services(addrs, {n: la.running[n].proc.pid for n in addrs}, run_dir)
     finally:
         la.stop_all()
         la.close()
@@ -723,7 +733,7 @@ def run_scenario(scenario: str | Path | ResolvedScenario, ue: str | None = None,
     addrs = addresses_from(ue, channel, bs)
     with contextlib.ExitStack() as stack:
         if addrs is None:
-            addrs = stack.enter_context(started_services(rs.dataset_path, log=log_fn))
+            addrs = stack.enter_context(started_services(rs.dataset_path, log=log_fn)).addrs
         client = stack.enter_context(LinkClient(addrs["ue"], addrs["channel"], addrs["bs"],
                                                 timeout_s=rs.scenario.deadline_s))
         client.wait_ready(connect_timeout_s)
