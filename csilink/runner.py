@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 RETRYABLE = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
 #: The BS's message for a report whose model it has not loaded (bs_service/node.py).
 _NOT_LOADED = "has not loaded"
+#: Deadline of control calls (Configure, LoadModel, stats), seconds.
+CONTROL_TIMEOUT_S = 300.0
 #: Environment fallbacks of the address flags.
 ADDR_ENV = {"ue": "CSILINK_UE_ADDR", "channel": "CSILINK_CHANNEL_ADDR", "bs": "CSILINK_BS_ADDR"}
 
@@ -734,8 +736,10 @@ def run_scenario(scenario: str | Path | ResolvedScenario, ue: str | None = None,
     with contextlib.ExitStack() as stack:
         if addrs is None:
             addrs = stack.enter_context(started_services(rs.dataset_path, log=log_fn)).addrs
+        # Control calls (LoadModel builds and warms a decoder up) get a generous deadline of
+        # their own; report calls use the scenario's deadline_s.
         client = stack.enter_context(LinkClient(addrs["ue"], addrs["channel"], addrs["bs"],
-                                                timeout_s=rs.scenario.deadline_s))
+                                                timeout_s=CONTROL_TIMEOUT_S))
         client.wait_ready(connect_timeout_s)
         total = rs.scenario.reports
         runner = Runner(

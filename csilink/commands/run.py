@@ -61,20 +61,21 @@ class _Progress:
         self.progress.__exit__(*exc)
 
     def start_point(self, pt: Any, total: int) -> None:
-        import time
 
         if self.task is not None:
             self.progress.update(self.task, completed=self.progress.tasks[self.task].total)
-        self._t0 = time.perf_counter()
+        self._t0: float | None = None  # from the first report back: set-up time is not throughput
         self.task = self.progress.add_task(f"[{pt.index + 1}/{self.n_points}] {pt.label()}",
                                            total=total, rate="")
 
     def advance(self, n: int) -> None:
         import time
 
+        now = time.perf_counter()
+        if self._t0 is None:
+            self._t0, self._n0 = now, n
         t = self.progress.tasks[self.task]
-        done = t.completed + n
-        dt = time.perf_counter() - self._t0
+        done, dt = t.completed + n - self._n0, now - self._t0
         self.progress.update(self.task, advance=n, rate=f"{done / dt:,.0f} reports/s" if dt > 0 else "")
 
 
