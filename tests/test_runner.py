@@ -226,3 +226,20 @@ def test_runner_assigns_unique_seqs_and_samples(link: Any, tmp_path: Path) -> No
         assert r._plan(rs.scenario.points()[0])[1][0].sample_id == r.ids[5]
     finally:
         r.truth.close()
+
+
+def test_runner_never_imports_torch() -> None:
+    """The compose runner runs in the UE image: no torch, no matplotlib there."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from csilink.scenario import load_scenario; import csilink.runner as R;"
+        "import csilink.commands.run;"
+        "rs = load_scenario('scenarios/default.yaml', check=False);"
+        "bad = [m for m in ('torch', 'matplotlib', 'onnxruntime') if m in sys.modules];"
+        "sys.exit(f'runner imported {bad}' if bad else 0)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0, r.stdout + r.stderr
