@@ -40,3 +40,17 @@ def test_jscc_decoder_sees_snr_and_prefix() -> None:
     assert m.decoder.blocks[0].scale is not None
     with pytest.raises(ValueError, match="snr_db"):
         m.decoder(torch.zeros(1, 16))
+
+
+def test_compand_is_odd_monotone_and_zero_preserving() -> None:
+    from models.common.nets import Encoder
+
+    enc = Encoder(4, width=4, compand=0.5).eval()
+    x = torch.tensor([-100.0, -1.0, -1e-6, 0.0, 1e-6, 1.0, 100.0])
+    p, eps = 0.5, Encoder.EPS
+    y = torch.sign(x) * ((torch.abs(x) + eps) ** p - eps**p)
+    assert y[3] == 0 and torch.all(y[1:] >= y[:-1]) and torch.allclose(y, -y.flip(0))
+    assert float(y[-1]) < 10.1  # 100 -> ~10: the dynamic range in dB is halved
+    with pytest.raises(ValueError, match="compand"):
+        Encoder(4, compand=1.5)
+    assert enc(torch.randn(2, 2, 32, 32)).shape == (2, 4)

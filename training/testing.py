@@ -12,7 +12,7 @@ from typing import Any
 from shared.bundle import Bundle
 
 TINY_MODEL = {
-    "csinet": {"latent": 8, "bits": 3, "width": 4, "blocks": 1},
+    "csinet": {"latent": 8, "bits": 3, "width": 4, "blocks": 1, "compand": 0.5},
     "csinet-jscc": {"symbols": 8, "prefixes": [4, 8], "width": 4, "blocks": 1},
 }
 

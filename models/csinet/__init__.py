@@ -24,6 +24,7 @@ class CsiNetFamily(LearnedFamily):
             "blocks": 2,
             "nt": 32,
             "taps": 32,
+            "compand": 1.0,
         }
 
     def latent_size(self, config: dict[str, Any]) -> int:

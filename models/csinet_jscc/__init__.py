@@ -29,6 +29,7 @@ class CsiNetJsccFamily(LearnedFamily):
             "blocks": 2,
             "nt": 32,
             "taps": 32,
+            "compand": 1.0,
         }
 
     def latent_size(self, config: dict[str, Any]) -> int:

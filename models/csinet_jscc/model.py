@@ -27,6 +27,7 @@ class JsccAE(nn.Module):
         blocks: int = 2,
         nt: int = 32,
         taps: int = 32,
+        compand: float = 1.0,
     ) -> None:
         super().__init__()
         self.symbols = int(symbols)
@@ -34,7 +35,7 @@ class JsccAE(nn.Module):
         if not all(1 <= k <= self.symbols for k in self.prefixes):
             raise ValueError(f"prefixes must lie in 1..{self.symbols}, got {self.prefixes}")
         self.snr_min, self.snr_max = float(snr_min), float(snr_max)
-        self.encoder = Encoder(2 * self.symbols, nt, taps, width, out_act="none")
+        self.encoder = Encoder(2 * self.symbols, nt, taps, width, out_act="none", compand=compand)
         self.decoder = Decoder(2 * self.symbols, nt, taps, width, blocks, snr_adaptive=True)
 
     def forward(
