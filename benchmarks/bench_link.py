@@ -495,7 +495,18 @@ def main(argv: list[str] | None = None, prog: str = "bench_link.py") -> int:
     return run(args)
 
 
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the services this process started are stopped."""
+    import signal
+
+    def handler(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def run(args: argparse.Namespace) -> int:
+    _sigterm_as_interrupt()
     from shared.bundle import Bundle
     from shared.dataset import open_dataset
     from shared.provenance import provenance

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -134,9 +136,20 @@ def _run(args: argparse.Namespace) -> int:
         for p in points:
             err.print(f"  [{p.index}] {p.label()}")
         return 0
-    with _Progress(err, len(points)) as prog:
-        result = run_scenario(rs, args.ue, args.channel, args.bs, args.out, plots=not args.no_plots,
-                              progress=prog, log_fn=lambda line: err.print(f"[dim]{line}[/dim]"))
+    old_handler = None
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (docker stop, a supervisor) unwinds like Ctrl-C: services we started are stopped.
+        def interrupt(signum: int, _frame: object) -> None:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+        old_handler = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with _Progress(err, len(points)) as prog:
+            result = run_scenario(rs, args.ue, args.channel, args.bs, args.out, plots=not args.no_plots,
+                                  progress=prog, log_fn=lambda line: err.print(f"[dim]{line}[/dim]"))
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
     out = Console(file=sys.stdout, width=max(Console().width, 160))
     out.print(results_table(result.rows, f"{rs.scenario.name}: {rs.source}"))
     if any(r.get("sf_truth") == "cropped" for r in result.rows):
