@@ -30,6 +30,11 @@ class Encoder(nn.Module):
     almost all the energy: max/median ~2000 here), more dynamic range than an int8 activation
     holds; ``p = 0.5`` halves it in dB, so the int8 encoder keeps the weak entries. It runs in
     fp32 at the top of the ONNX graph (before the first QuantizeLinear). ``p = 1``: identity.
+
+    ``compand_scope``: ``"all"`` feeds the companded input to both the convolutions and the
+    residual path into the FC layer; ``"conv"`` compands only the convolution branch and keeps
+    the residual path linear (the FC then sees the raw CSI, as without companding; export keeps
+    that Add and the FC in fp32, so only the convolutions, ~98% of the multiply-adds, run int8).
     """
 
     EPS = 1e-3
@@ -58,10 +63,12 @@ class Encoder(nn.Module):
         self.out_act = nn.Tanh() if out_act == "tanh" else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xc = x
         if self.compand != 1.0:
             p, eps = self.compand, self.EPS
-            x = torch.sign(x) * ((torch.abs(x) + eps) ** p - eps**p)
-        h = self.features(x) + x  # residual: keeps the raw CSI visible to the FC layer
+            xc = torch.sign(x) * ((torch.abs(x) + eps) ** p - eps**p)
+        # residual: keeps the (raw or companded) CSI visible to the FC layer
+        h = self.features(xc) + (x if self.compand_scope == "conv" else xc)
         return self.out_act(self.fc(torch.flatten(h, 1)))
 
 

@@ -28,13 +28,16 @@ class CsiNetAE(nn.Module):
         nt: int = 32,
         taps: int = 32,
         compand: float = 1.0,
+        compand_scope: str = "all",
     ) -> None:
         super().__init__()
         if quantizer not in ("uniform", "mulaw"):
             raise ValueError(f"quantizer must be 'uniform' or 'mulaw', got {quantizer!r}")
         spec = {"kind": quantizer, "bits": bits, **({"mu": mu} if quantizer == "mulaw" else {})}
         self.quantize = ste_for_codec(from_spec(spec))
-        self.encoder = Encoder(latent, nt, taps, width, out_act="tanh", compand=compand)
+        self.encoder = Encoder(
+            latent, nt, taps, width, out_act="tanh", compand=compand, compand_scope=compand_scope
+        )
         self.decoder = Decoder(latent, nt, taps, width, blocks, snr_adaptive=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,7 @@ class CsiNetJsccFamily(LearnedFamily):
             "nt": 32,
             "taps": 32,
             "compand": 1.0,
+            "compand_scope": "all",
         }
 
     def latent_size(self, config: dict[str, Any]) -> int:

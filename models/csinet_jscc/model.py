@@ -28,6 +28,7 @@ class JsccAE(nn.Module):
         nt: int = 32,
         taps: int = 32,
         compand: float = 1.0,
+        compand_scope: str = "all",
     ) -> None:
         super().__init__()
         self.symbols = int(symbols)
@@ -35,7 +36,9 @@ class JsccAE(nn.Module):
         if not all(1 <= k <= self.symbols for k in self.prefixes):
             raise ValueError(f"prefixes must lie in 1..{self.symbols}, got {self.prefixes}")
         self.snr_min, self.snr_max = float(snr_min), float(snr_max)
-        self.encoder = Encoder(2 * self.symbols, nt, taps, width, out_act="none", compand=compand)
+        self.encoder = Encoder(
+            2 * self.symbols, nt, taps, width, out_act="none", compand=compand, compand_scope=compand_scope
+        )
         self.decoder = Decoder(2 * self.symbols, nt, taps, width, blocks, snr_adaptive=True)
 
     def forward(
