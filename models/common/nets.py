@@ -47,11 +47,15 @@ class Encoder(nn.Module):
         width: int = 16,
         out_act: str = "tanh",
         compand: float = 1.0,
+        compand_scope: str = "all",
     ) -> None:
         super().__init__()
         if not 0 < compand <= 1:
             raise ValueError(f"compand exponent must be in (0, 1], got {compand}")
+        if compand_scope not in ("all", "conv"):
+            raise ValueError(f"compand_scope must be 'all' or 'conv', got {compand_scope!r}")
         self.compand = float(compand)
+        self.compand_scope = compand_scope
         self.features = nn.Sequential(
             conv_bn(2, width, 5),
             conv_bn(width, width, 3),
