@@ -15,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data/generated/cdl-c-fdd.h5}
 MINUTES=${MINUTES:-15}
+QAT_MINUTES=${QAT_MINUTES:-4}  # quantization-aware fine-tuning after the base budget (b128, b192)
 CLOCK=${CLOCK:-cpu}  # cpu: MINUTES of each process's CPU time (fair on a busy machine); wall: elapsed
 CSILINK=${CSILINK:-.venv/bin/csilink}
 RUNS=${RUNS:-runs/shipped}
@@ -26,11 +27,17 @@ ids=("$@")
 [ ${#ids[@]} -gt 0 ] || ids=(csinet-b128 csinet-jscc-k32 csinet-b64 csinet-b192)
 
 train_one() {
-  local id=$1
+  local id=$1 run=$RUNS/$1
   "$CSILINK" train --config "training/configs/$id.yaml" --dataset "$DATA" --minutes "$MINUTES" --clock "$CLOCK" \
-    --out "$RUNS/$id" --threads 1 --no-progress >>"$RUNS/$id.log" 2>&1
-  "$CSILINK" export "$RUNS/$id" --out "$OUT/$id" --model-id "$id" --force >>"$RUNS/$id.log" 2>&1
-  echo "$(date -u +%FT%TZ) $id done: $(tail -n 1 "$RUNS/$id/log.jsonl")"
+    --out "$run" --threads 1 --no-progress >>"$RUNS/$id.log" 2>&1
+  # quantization-aware fine-tuning where a <id>-qat.yaml exists (it starts from $RUNS/<id>/best.pt)
+  if [ -f "training/configs/$id-qat.yaml" ]; then
+    run=$RUNS/$id-qat
+    "$CSILINK" train --config "training/configs/$id-qat.yaml" --dataset "$DATA" --minutes "$QAT_MINUTES" \
+      --clock "$CLOCK" --out "$run" --threads 1 --no-progress >>"$RUNS/$id.log" 2>&1
+  fi
+  "$CSILINK" export "$run" --out "$OUT/$id" --model-id "$id" --force >>"$RUNS/$id.log" 2>&1
+  echo "$(date -u +%FT%TZ) $id done: $(tail -n 1 "$run/log.jsonl")"
 }
 
 # two at a time (one per core)

@@ -54,3 +54,20 @@ def test_compand_is_odd_monotone_and_zero_preserving() -> None:
     with pytest.raises(ValueError, match="compand"):
         Encoder(4, compand=1.5)
     assert enc(torch.randn(2, 2, 32, 32)).shape == (2, 4)
+
+
+def test_act_quant_identity_until_enabled_then_256_levels() -> None:
+    from models.common.nets import ActQuant, set_qat
+
+    q = ActQuant().train()
+    x = torch.randn(1000) * 3
+    assert torch.equal(q(x), x)
+    q.enabled = True
+    y = q(x)
+    assert len(torch.unique(y)) <= 256 and float((y - x).abs().max()) <= float(q.hi - q.lo) / 255
+    enc_plain = get_family("csinet").build_model({"latent": 4, "width": 4, "blocks": 1}).encoder
+    enc_qat = get_family("csinet").build_model({"latent": 4, "width": 4, "blocks": 1, "qat": True}).encoder
+    assert set_qat(enc_qat, True) == 7 and set_qat(enc_plain, True) == 0
+    # plain weights load into the QAT model: only the quantizer buffers are new
+    missing, unexpected = enc_qat.load_state_dict(enc_plain.state_dict(), strict=False)
+    assert not unexpected and all(k.endswith((".lo", ".hi", ".seen")) for k in missing)

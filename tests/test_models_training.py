@@ -85,3 +85,20 @@ def test_missing_dataset(tmp_path: Path) -> None:
 
     with pytest.raises((DatasetError, NotFound)):
         train(_cfg(), tmp_path / "none.h5", tmp_path / "r", minutes=0.1, progress=False)
+
+
+def test_qat_finetune_from_checkpoint(data: Path, tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    train(_cfg(), data, base, minutes=0.5 / 60, progress=False)
+    cfg = _cfg()
+    cfg["model"]["qat"] = True
+    cfg["train"]["init_from"] = str(base / "best.pt")
+    s = train(cfg, data, tmp_path / "qat", minutes=0.5 / 60, progress=False)
+    assert s["init_from"]["checkpoint"].endswith("best.pt") and s["init_from"]["samples_seen"] > 0
+    ck = torch.load(tmp_path / "qat" / "best.pt", weights_only=True)["model"]
+    assert any(k.endswith(".hi") for k in ck)  # the fake quantizers tracked ranges
+    bad = _cfg()
+    bad["model"]["latent"] = 6
+    bad["train"]["init_from"] = str(base / "best.pt")
+    with pytest.raises(InvalidInput, match="does not fit"):
+        train(bad, data, tmp_path / "bad", minutes=0.2 / 60, progress=False)

@@ -56,6 +56,9 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[dict[str, A
     ck = torch.load(ck_path, map_location="cpu", weights_only=True)
     model.load_state_dict(ck["model"])
     model.eval()
+    from models.common.nets import set_qat
+
+    set_qat(model, False)  # QAT fake quantizers are training-only: ONNX Runtime calibrates its own
     summary: dict[str, Any] = {}
     if (run / "run.json").is_file():
         summary = json.loads((run / "run.json").read_text())
@@ -322,6 +325,7 @@ def export_run(
             "git_commit_trained": summary.get("git_commit"),
             "git_commit_exported": git_commit(),
             "torch": torch.__version__,
+            **({"init_from": summary["init_from"]} if summary.get("init_from") else {}),
             **({"in_progress": True} if summary.get("in_progress") else {}),
         },
     }

@@ -48,6 +48,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "val_every_s": 60.0,
     "ckpt_every_s": 60.0,
     "max_train": None,  # use at most this many training samples (None: all)
+    # fine-tune from another run's checkpoint (e.g. quantization-aware fine-tuning with model.qat)
+    "init_from": None,
 }
 
 
@@ -97,6 +99,48 @@ def _lr(cfg: dict[str, Any], frac: float) -> float:
         return lr0 * max(frac / wu, 0.01)
     p = min(1.0, (frac - wu) / max(1e-9, 1 - wu))
     return lr1 + 0.5 * (lr0 - lr1) * (1 + math.cos(math.pi * p))
+
+
+def _init_from(model: torch.nn.Module, path: str | None) -> dict[str, Any] | None:
+    """Load weights of another run's checkpoint (``.../best.pt``) into a fresh model.
+
+    Only fake-quantizer buffers (:class:`models.common.nets.ActQuant`) may be missing. Returns
+    what the base run was (for the summary), None without ``path``.
+    """
+    if not path:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInput(f"train.init_from: no checkpoint {p}")
+    ck = torch.load(p, map_location="cpu", weights_only=True)
+    try:
+        missing, unexpected = model.load_state_dict(ck["model"], strict=False)
+    except RuntimeError as exc:  # shape mismatches raise even when not strict
+        raise InvalidInput(f"train.init_from {p} does not fit this model: {exc}") from None
+    bad = [k for k in missing if not k.endswith((".lo", ".hi", ".seen"))]
+    if bad or unexpected:
+        raise InvalidInput(
+            f"train.init_from {p} does not fit this model: missing {bad}, unexpected {unexpected}"
+        )
+    base: dict[str, Any] = {"checkpoint": str(p), "samples_seen": ck.get("samples_seen")}
+    run_json = p.parent / "run.json"
+    if run_json.is_file():
+        r = json.loads(run_json.read_text())
+        base.update(
+            {
+                k: r.get(k)
+                for k in (
+                    "budget_minutes",
+                    "budget_clock",
+                    "wall_minutes",
+                    "cpu_minutes",
+                    "samples_seen",
+                    "epochs",
+                    "best_val_nmse_db",
+                )
+            }
+        )
+    return base
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -179,6 +223,12 @@ def train(
 
     torch.manual_seed(config["seed"])
     model = fam.build_model(config["model"])
+    init = _init_from(model, tcfg.get("init_from"))
+    if config["model"].get("qat"):
+        from models.common.nets import set_qat
+
+        n_q = set_qat(model, True)
+        log.info("quantization-aware training: %d fake int8 activation quantizers", n_q)
     opt = torch.optim.Adam(model.parameters(), lr=float(tcfg["lr"]), weight_decay=float(tcfg["weight_decay"]))
     state = {
         "samples_seen": 0,
@@ -333,6 +383,7 @@ def train(
         "best_val_nmse_db": state["best_val_db"],
         "normalization": {"scale": scale, "method": "global-rms", "computed_on": "train"},
         "git_commit": git_commit(),
+        **({"init_from": init} if init else {}),
     }
     (out / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -12,11 +12,60 @@ import torch
 from torch import nn
 
 
-def conv_bn(c_in: int, c_out: int, k: int, act: bool = True) -> nn.Sequential:
+class ActQuant(nn.Module):
+    """Fake int8 quantization of an activation for quantization-aware fine-tuning (QAT).
+
+    Per-tensor affine int8 (as ONNX Runtime's static QDQ activations) with min/max tracked by an
+    exponential moving average while training; straight-through gradient. Identity unless
+    ``enabled``: export disables it, and ONNX Runtime then calibrates its own int8 ranges on the
+    plain graph; the fine-tuned network has learned to tolerate that rounding.
+    """
+
+    def __init__(self, momentum: float = 0.01) -> None:
+        super().__init__()
+        self.enabled = False
+        self.momentum = momentum
+        self.register_buffer("lo", torch.zeros(()))
+        self.register_buffer("hi", torch.zeros(()))
+        self.register_buffer("seen", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return x
+        if self.training:
+            with torch.no_grad():
+                lo, hi = x.min().clamp(max=0), x.max().clamp(min=0)
+                if not bool(self.seen):
+                    self.lo.copy_(lo), self.hi.copy_(hi), self.seen.fill_(True)
+                else:
+                    self.lo.lerp_(lo, self.momentum), self.hi.lerp_(hi, self.momentum)
+        scale = float(torch.clamp((self.hi - self.lo) / 255.0, min=1e-8))
+        zp = int(torch.clamp(torch.round(-128 - self.lo / scale), -128, 127))
+        return torch.fake_quantize_per_tensor_affine(x, scale, zp, -128, 127)
+
+
+def conv_bn(c_in: int, c_out: int, k: int, act: bool = True, qat: bool = False) -> nn.Sequential:
+    """Conv (no bias) + batch norm (+ LeakyReLU). With ``qat`` an :class:`ActQuant` follows the
+    batch norm and the activation, the tensors ONNX Runtime quantizes; parameter names do not
+    change (conv stays ``.0``, batch norm ``.1``), so plain checkpoints load into QAT models."""
     layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out)]
+    if qat:
+        layers.append(ActQuant())
     if act:
         layers.append(nn.LeakyReLU(0.3))
+        if qat:
+            layers.append(ActQuant())
     return nn.Sequential(*layers)
+
+
+def set_qat(module: nn.Module, enabled: bool) -> int:
+    """Enable/disable every :class:`ActQuant` under ``module``; returns how many there are."""
+    n = 0
+    for m in module.modules():
+        if isinstance(m, ActQuant):
+            m.enabled = enabled
+            n += 1
+    return n
 
 
 class Encoder(nn.Module):
@@ -35,6 +84,9 @@ class Encoder(nn.Module):
     residual path into the FC layer; ``"conv"`` compands only the convolution branch and keeps
     the residual path linear (the FC then sees the raw CSI, as without companding; export keeps
     that Add and the FC in fp32, so only the convolutions, ~98% of the multiply-adds, run int8).
+
+    ``qat``: add :class:`ActQuant` fake quantizers on the convolution branch (input and every
+    conv/activation output) for quantization-aware fine-tuning; off (identity) unless enabled.
     """
 
     EPS = 1e-3
@@ -48,6 +100,7 @@ class Encoder(nn.Module):
         out_act: str = "tanh",
         compand: float = 1.0,
         compand_scope: str = "all",
+        qat: bool = False,
     ) -> None:
         super().__init__()
         if not 0 < compand <= 1:
@@ -56,10 +109,11 @@ class Encoder(nn.Module):
             raise ValueError(f"compand_scope must be 'all' or 'conv', got {compand_scope!r}")
         self.compand = float(compand)
         self.compand_scope = compand_scope
+        self.in_quant = ActQuant() if qat else nn.Identity()
         self.features = nn.Sequential(
-            conv_bn(2, width, 5),
-            conv_bn(width, width, 3),
-            conv_bn(width, 2, 3),
+            conv_bn(2, width, 5, qat=qat),
+            conv_bn(width, width, 3, qat=qat),
+            conv_bn(width, 2, 3, qat=qat),
         )
         self.fc = nn.Linear(2 * nt * taps, latent)
         if out_act not in ("tanh", "none"):
@@ -72,7 +126,7 @@ class Encoder(nn.Module):
             p, eps = self.compand, self.EPS
             xc = torch.sign(x) * ((torch.abs(x) + eps) ** p - eps**p)
         # residual: keeps the (raw or companded) CSI visible to the FC layer
-        h = self.features(xc) + (x if self.compand_scope == "conv" else xc)
+        h = self.features(self.in_quant(xc)) + (x if self.compand_scope == "conv" else xc)
         return self.out_act(self.fc(torch.flatten(h, 1)))
 
 

@@ -26,6 +26,7 @@ class CsiNetFamily(LearnedFamily):
             "taps": 32,
             "compand": 1.0,
             "compand_scope": "all",
+            "qat": False,
         }
 
     def latent_size(self, config: dict[str, Any]) -> int:

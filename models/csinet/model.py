@@ -29,6 +29,7 @@ class CsiNetAE(nn.Module):
         taps: int = 32,
         compand: float = 1.0,
         compand_scope: str = "all",
+        qat: bool = False,
     ) -> None:
         super().__init__()
         if quantizer not in ("uniform", "mulaw"):
@@ -36,7 +37,7 @@ class CsiNetAE(nn.Module):
         spec = {"kind": quantizer, "bits": bits, **({"mu": mu} if quantizer == "mulaw" else {})}
         self.quantize = ste_for_codec(from_spec(spec))
         self.encoder = Encoder(
-            latent, nt, taps, width, out_act="tanh", compand=compand, compand_scope=compand_scope
+            latent, nt, taps, width, out_act="tanh", compand=compand, compand_scope=compand_scope, qat=qat
         )
         self.decoder = Decoder(latent, nt, taps, width, blocks, snr_adaptive=False)
 

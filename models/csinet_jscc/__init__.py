@@ -31,6 +31,7 @@ class CsiNetJsccFamily(LearnedFamily):
             "taps": 32,
             "compand": 1.0,
             "compand_scope": "all",
+            "qat": False,
         }
 
     def latent_size(self, config: dict[str, Any]) -> int:

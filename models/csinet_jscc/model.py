@@ -29,6 +29,7 @@ class JsccAE(nn.Module):
         taps: int = 32,
         compand: float = 1.0,
         compand_scope: str = "all",
+        qat: bool = False,
     ) -> None:
         super().__init__()
         self.symbols = int(symbols)
@@ -37,7 +38,14 @@ class JsccAE(nn.Module):
             raise ValueError(f"prefixes must lie in 1..{self.symbols}, got {self.prefixes}")
         self.snr_min, self.snr_max = float(snr_min), float(snr_max)
         self.encoder = Encoder(
-            2 * self.symbols, nt, taps, width, out_act="none", compand=compand, compand_scope=compand_scope
+            2 * self.symbols,
+            nt,
+            taps,
+            width,
+            out_act="none",
+            compand=compand,
+            compand_scope=compand_scope,
+            qat=qat,
         )
         self.decoder = Decoder(2 * self.symbols, nt, taps, width, blocks, snr_adaptive=True)
 
