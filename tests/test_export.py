@@ -96,3 +96,21 @@ def test_export_of_missing_run(tmp_path) -> None:  # noqa: ANN001
 
     with pytest.raises(NotFound, match="not a training run"):
         export_run(tmp_path / "nope", tmp_path / "out")
+
+
+def test_bs_decoder_refuses_bad_latents(exported: Bundle) -> None:
+    from models.registry import load_bs_decoder
+    from shared.errors import InvalidInput
+
+    dec = load_bs_decoder(exported, "cpu")
+    n = exported.manifest.latent_size
+    out = dec.decode_batch(np.zeros((3, n), np.float32), {}, None)
+    assert out.shape == (3, 32, 32) and out.dtype == np.complex64
+    for bad, match in [
+        (np.zeros((3, n + 1), np.float32), "latents must be"),
+        (np.zeros(n, np.float32), "latents must be"),
+        (np.full((2, n), np.nan, np.float32), "NaN"),
+        (np.zeros((2, n), np.complex64), "real"),
+    ]:
+        with pytest.raises(InvalidInput, match=match):
+            dec.decode_batch(bad, {}, None)
