@@ -54,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(getattr(args, "verbose", False))
     keys = ["host", "port", "datasets", "bundles", "bundle_roots", "device", "max_batch", "max_wait_ms"]
     settings = load_settings(BsSettings, args.config, "bs", {k: getattr(args, k) for k in keys})
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)  # process-wide: the node owns this process
     stats = MethodStats()
     servicer = BsServicer(BsNode(settings), stats)
     hs = health.HealthServicer(experimental_non_blocking=True)

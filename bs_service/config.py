@@ -41,6 +41,10 @@ class BsSettings(BaseModel):
     bundle_roots: list[str] = Field(default_factory=lambda: ["bundles"])
     #: "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1"...  (start)
     device: str = "auto"
+    #: torch intra-op threads on the CPU (start). One thread per batcher costs the least CPU per
+    #: report on a small shared machine (two threads: +8% CPU for the CsiNet-class decoder);
+    #: 0 = torch's default (all cores).
+    torch_threads: int = Field(1, ge=0, le=256)
     #: Dynamic batching: a decoder batch closes at max_batch reports or max_wait_ms after its
     #: first report arrived, whichever comes first.
     max_batch: int = Field(256, ge=1, le=65536)
@@ -64,4 +68,4 @@ class BsSettings(BaseModel):
     grace_s: float = Field(5.0, ge=0.0, le=600.0)  # (start)
 
 
-FROZEN = ("host", "port", "device", "max_message_mb", "max_workers", "grace_s")
+FROZEN = ("host", "port", "device", "torch_threads", "max_message_mb", "max_workers", "grace_s")

@@ -150,21 +150,30 @@ def evaluate_bundle(
     device: str = "cpu",
     threads: int = 1,
     fp32: bool = False,
+    refinement: dict[str, Any] | None | str = "bundle",
+    rates: list[str] | None = None,
 ) -> list[Row]:
     """Every rate of ``bundle`` (and every SNR for analog rates) on ``truth``.
 
     ``fp32``: run the bundle's fp32 ONNX encoder instead of the int8 one (int8 benchmark).
+    ``refinement``: the BS refiner spec (``bs_service.hooks``), ``"bundle"`` = the manifest's
+    ``bs.refinement`` as the BS node would run it, None = decoder only. ``rates``: a subset.
     """
+    from bs_service.hooks import make_refiner
     from models.registry import load_bs_decoder
     from shared.ue_encoder import UeEncoder
 
     m = bundle.manifest
     enc = UeEncoder.from_bundle(bundle, threads=threads, fp32=fp32)
     dec = load_bs_decoder(bundle, device)
+    spec = m.bs.refinement if refinement == "bundle" else refinement
+    refiner = make_refiner(spec if isinstance(spec, dict) else None, bundle, dec)
     side_all = {k: truth.side[k] for k in m.bs.needs}
     rows: list[Row] = []
     n = len(truth.x_ad)
     for rate in m.rates:
+        if rates is not None and rate.name not in rates:
+            continue
         unpack = _unpacker(bundle, rate.name, dec)
         t0 = time.perf_counter()
         reports: list[Bits | np.ndarray] = []
@@ -185,7 +194,8 @@ def evaluate_bundle(
             for i in range(0, n, BATCH):
                 side = {k: v[i : i + BATCH] for k, v in side_all.items()}
                 snr_arr = None if snr is None else np.full(len(lat[i : i + BATCH]), snr, np.float32)
-                parts.append(dec.decode_batch(lat[i : i + BATCH], side, snr_arr))
+                h_b = dec.decode_batch(lat[i : i + BATCH], side, snr_arr)
+                parts.append(refiner.refine(h_b, lat[i : i + BATCH], side, snr_arr))
             h_hat = np.concatenate(parts)
             bs_ms = (time.perf_counter() - t1) * 1e3 / n
             sc = score(truth, m.target.field, h_hat)

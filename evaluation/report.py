@@ -27,6 +27,14 @@ SAMPLE = Path("data/sample/cdl-c-fdd-sample.h5")
 HEADLINE_SNR = 10.0
 
 
+FURTHER = (Path("data/generated/umi-nlos.h5"),)
+
+
+def default_datasets() -> list[Path]:
+    """The primary dataset and any further generated ones that are here."""
+    return [default_dataset(), *(p for p in FURTHER if p.is_file() and GENERATED.is_file())]
+
+
 def default_dataset() -> Path:
     """The 100k generated set when it is here, else the committed sample."""
     for p in (GENERATED, SAMPLE):
@@ -154,8 +162,52 @@ def render(rows: list[Row], ctx: dict[str, Any], bundles: list[Bundle], plot_rel
     return "\n".join(lines)
 
 
+def _training_id(b: Bundle) -> str | None:
+    return (b.manifest.training or {}).get("dataset_id")
+
+
+def plan_datasets(
+    bundles: list[Bundle], datasets: list[Path]
+) -> list[tuple[Path, list[Bundle]]]:
+    """Which bundles run on which dataset: a learned bundle on the dataset it was trained on
+    when that file is among ``datasets`` (by dataset id), else on the first one; bundles
+    without training (the Type II reference) on every dataset."""
+    from shared.dataset import open_dataset
+
+    ids = []
+    for d in datasets:
+        with open_dataset(d) as f:
+            ids.append(str(f.dataset_id))
+    plan: list[tuple[Path, list[Bundle]]] = [(d, []) for d in datasets]
+    for b in bundles:
+        tid = _training_id(b)
+        if not b.manifest.training:
+            for _, bs in plan:
+                bs.append(b)
+        elif tid in ids:
+            plan[ids.index(tid)][1].append(b)
+        else:
+            plan[0][1].append(b)
+    return [(d, bs) for d, bs in plan if any(b.manifest.training for b in bs) or d == datasets[0]]
+
+
+def update_readme(readme: Path, page: str) -> bool:
+    """Copy the page's headline block into ``readme`` between the same markers, if it has them."""
+    start, end = "<!-- headline:start -->", "<!-- headline:end -->"
+    if not readme.is_file():
+        return False
+    text = readme.read_text()
+    if start not in text or end not in text:
+        return False
+    block = page[page.index(start) : page.index(end) + len(end)]
+    new = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+    if new != text:
+        readme.write_text(new)
+    return True
+
+
 def make_report(
-    dataset: str | Path | None = None,
+    dataset: str | Path | list[str | Path] | None = None,
     split: str = "test",
     n: int | None = None,
     snrs: tuple[float, ...] = DEFAULT_SNRS,
@@ -164,28 +216,49 @@ def make_report(
     data_dir: str | Path = "docs/bench",
     seed: int = 0,
     cmd: str = "csilink report",
+    readme: str | Path | None = None,
 ) -> Path:
-    """Evaluate every bundle under ``root`` and write ``out`` (+ JSON/CSV/PNG under ``data_dir``)."""
-    ds = Path(dataset) if dataset else default_dataset()
+    """Evaluate every bundle under ``root`` and write ``out`` (+ JSON/CSV/PNG under ``data_dir``).
+
+    ``dataset``: one file or several; the first is the primary one (headline, results.json);
+    each further one gets its own section with the bundles trained on it and the non-learned
+    references (files ``results-<dataset id>.json`` ...). ``readme``: also copy the headline
+    table into that file.
+    """
+    import os
+
+    if isinstance(dataset, list | tuple):
+        datasets = [Path(d) for d in dataset]
+    else:
+        datasets = [Path(dataset) if dataset else default_dataset()]
     paths = find_bundles(root)
     if not paths:
         raise InvalidInput(f"no bundles under {root}")
     snrs = tuple(sorted(set(snrs) | {HEADLINE_SNR}))
-    rows, ctx = evaluate([str(p) for p in paths], ds, split, n, snrs, seed, roots=(str(root),))
     bundles = [Bundle.load(p) for p in paths]
-    ctx["root"] = str(root)
     out = Path(out)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    write_json(rows, ctx, data_dir / "results.json")
-    write_csv(rows, data_dir / "results.csv")
-    png = data_dir / "results_rd.png"
-    plot_rd(rows, png, f"{ctx['dataset_id']} / {split} (n={ctx['n']})")
-    import os
-
-    rel = os.path.relpath(png, out.parent)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(rows, ctx, bundles, rel, cmd))
+    pages = []
+    for i, (ds, group) in enumerate(plan_datasets(bundles, datasets)):
+        rows, ctx = evaluate([str(b.path) for b in group], ds, split, n, snrs, seed, roots=(str(root),))
+        ctx["root"] = str(root)
+        stem = "results" if i == 0 else f"results-{ctx['dataset_id']}"
+        write_json(rows, ctx, data_dir / f"{stem}.json")
+        write_csv(rows, data_dir / f"{stem}.csv")
+        png = data_dir / f"{stem}_rd.png"
+        plot_rd(rows, png, f"{ctx['dataset_id']} / {split} (n={ctx['n']})")
+        page = render(rows, ctx, group, os.path.relpath(png, out.parent), cmd)
+        if i > 0:  # a further dataset: its own section, headings one level down
+            title = f"## Results on `{ds.name}` (dataset id `{ctx['dataset_id']}`)"
+            body = page.split("\n", 1)[1].replace("\n## ", "\n### ").replace("<!-- headline:start -->\n", "")
+            page = title + "\n" + body.replace("<!-- headline:end -->\n", "")
+        pages.append(page)
+    text = "\n".join(pages)
+    out.write_text(text)
+    if readme is not None:
+        update_readme(Path(readme), text)
     return out
 
 

@@ -109,7 +109,12 @@ class Manifest(BaseModel):
     def referenced_files(self) -> list[str]:
         names = [self.ue.encoder, self.ue.encoder_fp32, *self.bs.weights]
         wire_files = [spec.get("codebook") for spec in [self.ue.wire, *(r.wire or {} for r in self.rates)]]
-        return sorted({n for n in [*names, *wire_files] if n})
+        # weight files of the BS hooks (e.g. a refiner's denoiser), by the "weights" convention
+        hook_files = []
+        for hook in (self.bs.refinement, self.bs.fusion):
+            w = (hook or {}).get("weights")
+            hook_files.extend([w] if isinstance(w, str) else list(w or []))
+        return sorted({n for n in [*names, *wire_files, *hook_files] if n})
 
 
 def sha256_file(path: Path) -> str:

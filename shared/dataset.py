@@ -80,6 +80,9 @@ class Split:
         self.n = int(self._g["sample_id"].shape[0])
         self._ids: np.ndarray | None = None
         self._first: int | None = None  # ids contiguous from here, if they are
+        # h5py handle look-ups cost more than a small read; services read row by row.
+        self._handles: dict[str, h5py.Dataset] = {}
+        self._mem: dict[str, np.ndarray] = {}  # fields held in memory (see ``preload``)
 
     def __len__(self) -> int:
         return self.n
@@ -96,15 +99,33 @@ class Split:
         return tuple(self._dataset(field).shape)
 
     def _dataset(self, field: str) -> h5py.Dataset:
+        d = self._handles.get(field)
+        if d is not None:
+            return d
         if field != "sample_id" and not VIEWS[self.view](field):
             raise DatasetError(f"field {field!r} is not visible in the {self.view} view of {self._ds.path}")
         if field not in self._g:
             raise NotFound(f"split {self.name!r} of {self._ds.path} has no field {field!r} "
                            f"(has {', '.join(self.fields)})")
-        return self._g[field]
+        d = self._handles[field] = self._g[field]
+        return d
+
+    def preload(self, field: str, max_bytes: int) -> bool:
+        """Hold ``field`` in memory if it takes at most ``max_bytes``; later reads of it never
+        touch the file. Returns whether it is (now) held."""
+        if field in self._mem:
+            return True
+        d = self._dataset(field)
+        if d.size * d.dtype.itemsize > max_bytes:
+            return False
+        self._mem[field] = self.read(field)
+        return True
 
     def read(self, field: str, index: int | slice | Iterable[int] | np.ndarray | None = None) -> np.ndarray:
         """Rows of one field: ``index`` int, slice, or increasing index array; None = all rows."""
+        mem = self._mem.get(field)
+        if mem is not None:
+            return self._read_mem(field, mem, index)
         d = self._dataset(field)
         try:
             if index is None:
@@ -127,6 +148,21 @@ class Split:
             return res
         except (OSError, RuntimeError) as exc:  # a truncated/corrupt chunk
             raise DatasetError(f"cannot read {self.name}/{field} of {self._ds.path}: {exc}") from exc
+
+    def _read_mem(self, field: str, mem: np.ndarray, index: Any) -> np.ndarray:
+        if index is None:
+            return mem.copy()
+        if isinstance(index, int | np.integer):
+            i = int(index)
+            if not -mem.shape[0] <= i < mem.shape[0]:
+                raise NotFound(f"row {i} out of range for {self.name}/{field} ({mem.shape[0]} rows)")
+            return mem[i].copy()
+        if isinstance(index, slice):
+            return mem[index].copy()
+        idx = np.asarray(list(index) if not isinstance(index, np.ndarray) else index, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= mem.shape[0]):
+            raise NotFound(f"rows out of range for {self.name}/{field} ({mem.shape[0]} rows)")
+        return mem[idx]
 
     @property
     def sample_ids(self) -> np.ndarray:

@@ -183,3 +183,34 @@ def test_cli_info(good: Path):
     bad = subprocess.run([sys.executable, "-m", "csilink.cli", "dataset", "info", str(good) + "x"],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "no such dataset file" in bad.stderr
+
+
+def test_preloaded_fields_read_like_the_file(good: Path):
+    """A field held in memory answers every kind of index as the file does, and still refuses
+    rows out of range; too big a field stays on disk; the view still applies."""
+    from csilink.server_common import DatasetViews
+
+    with open_dataset(good) as ds:
+        tr = ds.split("train")
+        ref = {i: tr.read("x_ad", i) for i in (0, 3, -1)}
+        ref_many = tr.read("x_ad", [5, 1, 5])
+        assert not tr.preload("x_ad", max_bytes=10)  # 10 x 4 x 3 complex64 = 960 bytes
+        assert tr.preload("x_ad", max_bytes=1 << 20)
+        for i, v in ref.items():
+            np.testing.assert_array_equal(tr.read("x_ad", i), v)
+        np.testing.assert_array_equal(tr.read("x_ad", [5, 1, 5]), ref_many)
+        np.testing.assert_array_equal(tr.read("x_ad", slice(2, 4)), tr.read("x_ad")[2:4])
+        tr.read("x_ad", 3)[:] = 0  # a copy: the held field is not changed by callers
+        np.testing.assert_array_equal(tr.read("x_ad", 3), ref[3])
+        with pytest.raises(NotFound):
+            tr.read("x_ad", 10)
+        with pytest.raises(NotFound):
+            tr.read("x_ad", [0, 10])
+    views = DatasetViews([str(good)], "ue", preload_bytes=1 << 20)
+    try:
+        np.testing.assert_array_equal(views.read("", "train", "x_ad", [101, 105])[1], ref_many[0])
+        np.testing.assert_array_equal(views.read("", "train", "x_ad", [105]), ref_many[:1])
+        with pytest.raises(DatasetError, match="not visible"):
+            views.read("", "train", "y_ad", [101])
+    finally:
+        views.close()

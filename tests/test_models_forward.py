@@ -71,3 +71,34 @@ def test_act_quant_identity_until_enabled_then_256_levels() -> None:
     # plain weights load into the QAT model: only the quantizer buffers are new
     missing, unexpected = enc_qat.load_state_dict(enc_plain.state_dict(), strict=False)
     assert not unexpected and all(k.endswith((".lo", ".hi", ".seen")) for k in missing)
+
+
+@pytest.mark.parametrize("family, cfg", [
+    ("csinet", {"latent": 16, "bits": 4, "width": 8, "blocks": 2}),
+    ("csinet-jscc", {"symbols": 8, "prefixes": [4, 8], "width": 8, "blocks": 2}),
+])
+def test_fold_batchnorm_keeps_the_decoder_function(family: str, cfg: dict) -> None:
+    import copy
+
+    from models.common.bs_torch import fold_batchnorm
+
+    fam = get_family(family)
+    dec = fam.build_model(cfg).decoder
+    g = torch.Generator().manual_seed(0)
+    for m in dec.modules():  # non-trivial statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g))
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.randn(m.num_features, generator=g))
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g))
+    dec.eval()
+    folded = copy.deepcopy(dec)
+    n = fold_batchnorm(folded)
+    assert n == sum(isinstance(m, torch.nn.BatchNorm2d) for m in dec.modules()) and n > 0
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    z = torch.randn(4, dec.fc.in_features - (1 if dec.snr_adaptive else 0), generator=g)
+    snr = torch.full((4,), 10.0) if dec.snr_adaptive else None
+    with torch.no_grad():
+        assert torch.allclose(dec(z, snr), folded(z, snr), atol=1e-4, rtol=1e-4)
+    train_mode = copy.deepcopy(dec).train()
+    assert fold_batchnorm(train_mode) == 0  # batch statistics: nothing to fold

@@ -118,19 +118,69 @@ class ArrayCalibrationReader:
 
 # int8 recipes tried in order; the first whose end-to-end NMSE on validation samples is within
 # INT8_TOLERANCE_DB of the fp32 encoder wins, else the closest. "fully int8" recipes come first;
-# the last two keep the residual Add and the FC layer in fp32 (mixed precision: the convolutions,
-# ~98% of the multiply-adds, stay int8), for encoders whose activations exceed int8's range.
+# the "-fp32-fc" ones keep the FC path (the residual Add that feeds it, the Flatten and the FC
+# layer, found in the graph by :func:`fc_path_nodes`) in fp32: mixed precision where the
+# convolutions, ~98% of the multiply-adds, stay int8, for encoders whose FC input (raw,
+# very sparse CSI on the residual path) exceeds what one int8 scale resolves.
+# Every recipe keeps the input companding (the element-wise ops before the first convolution,
+# :func:`input_nodes`) in fp32: int8 there would undo what it is for (dynamic range).
+FC_PATH = "@fc-path"  # placeholders in "exclude", resolved per graph
+INPUT = "@input"
 RECIPES: dict[str, dict[str, Any]] = {
-    "minmax": {"calibrate_method": "MinMax"},
-    "percentile": {"calibrate_method": "Percentile", "extra": {"CalibPercentile": 99.999}},
+    "minmax": {"calibrate_method": "MinMax", "exclude": [INPUT]},
+    "percentile": {
+        "calibrate_method": "Percentile",
+        "extra": {"CalibPercentile": 99.999},
+        "exclude": [INPUT],
+    },
+    "minmax-fp32-fc": {"calibrate_method": "MinMax", "exclude": [INPUT, FC_PATH]},
     "percentile-fp32-fc": {
         "calibrate_method": "Percentile",
         "extra": {"CalibPercentile": 99.999},
-        "exclude": ["/Add", "/fc/Gemm"],
+        "exclude": [INPUT, FC_PATH],
     },
-    "minmax-fp32-fc": {"calibrate_method": "MinMax", "exclude": ["/Add", "/fc/Gemm"]},
 }
 INT8_TOLERANCE_DB = 0.3
+
+
+def fc_path_nodes(model_path: Path) -> list[str]:
+    """Names of the nodes from the last convolution's branch to the latent: the final Gemm
+    (the FC layer), and walking back from it the Flatten/Reshape and the residual Add that feeds
+    it. Structural, so node numbering (``/Add`` vs ``/Add_1`` when the input is companded)
+    cannot make a recipe miss the node it means."""
+    import onnx
+
+    g = onnx.load(str(model_path)).graph
+    producer = {o: n for n in g.node for o in n.output}
+    gemms = [n for n in g.node if n.op_type in ("Gemm", "MatMul")]
+    if not gemms:
+        raise InvalidInput(f"{model_path}: no FC layer (Gemm/MatMul) in the encoder graph")
+    names, node = [gemms[-1].name], producer.get(gemms[-1].input[0])
+    while node is not None and node.op_type in ("Flatten", "Reshape", "Add"):
+        names.append(node.name)
+        if node.op_type == "Add":
+            break
+        node = producer.get(node.input[0])
+    return names
+
+
+def input_nodes(model_path: Path) -> list[str]:
+    """Names of the (non-constant) nodes before the first convolution: the input companding."""
+    import onnx
+
+    names = []
+    for n in onnx.load(str(model_path)).graph.node:
+        if n.op_type == "Conv":
+            break
+        if n.op_type != "Constant":
+            names.append(n.name)
+    return names
+
+
+def resolve_exclude(recipe: dict[str, Any], fp32: Path) -> list[str]:
+    """The node names a recipe keeps in fp32, placeholders resolved on the graph ``fp32``."""
+    resolve = {FC_PATH: fc_path_nodes, INPUT: input_nodes}
+    return [n for e in recipe.get("exclude", []) for n in (resolve[e](fp32) if e in resolve else [e])]
 
 
 def quantize_int8(fp32: Path, int8: Path, calib: np.ndarray, recipe: str = "minmax") -> None:
@@ -151,6 +201,7 @@ def quantize_int8(fp32: Path, int8: Path, calib: np.ndarray, recipe: str = "minm
         pass
 
     r = RECIPES[recipe]
+    exclude = resolve_exclude(r, fp32)
     batch = 50 if len(calib) % 50 == 0 else len(calib)  # histogram calibrators need equal batches
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
@@ -164,7 +215,7 @@ def quantize_int8(fp32: Path, int8: Path, calib: np.ndarray, recipe: str = "minm
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=getattr(CalibrationMethod, r["calibrate_method"]),
-            nodes_to_exclude=r.get("exclude"),
+            nodes_to_exclude=exclude or None,
             extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, **r.get("extra", {})},
         )
 
@@ -279,6 +330,9 @@ def export_run(
 
     save_file({k: v.detach().contiguous() for k, v in model.decoder.state_dict().items()}, str(out / DECODER))
     (out / DECODER).chmod(0o644)  # safetensors writes 0600
+    for fname, sd in fam.bs_parts(model, mcfg).items():  # further BS parts (e.g. a denoiser)
+        save_file({k: v.detach().contiguous() for k, v in sd.items()}, str(out / fname))
+        (out / fname).chmod(0o644)
 
     latent = fam.latent_size(mcfg)
     mid = model_id or config.get("model_id") or out.name
@@ -296,13 +350,22 @@ def export_run(
             "wire": fam.wire_spec(mcfg),
             "config": {
                 "quantization": "onnxruntime static QDQ, per-channel int8 weights, int8 activations",
-                "int8_recipe": {"name": qinfo["recipe"], **RECIPES[qinfo["recipe"]]},
+                "int8_recipe": {
+                    "name": qinfo["recipe"],
+                    **RECIPES[qinfo["recipe"]],
+                    "fp32_nodes": resolve_exclude(RECIPES[qinfo["recipe"]], out / ENCODER_FP32),
+                },
                 "int8_check": qinfo,
                 "calibration_samples": int(len(x_cal)),
                 "opset": ONNX_OPSET,
             },
         },
-        "bs": {"weights": [DECODER], "config": {"model": mcfg}, "needs": []},
+        "bs": {
+            "weights": [DECODER],
+            "config": {"model": mcfg},
+            "needs": [],
+            **({"refinement": ref} if (ref := fam.bs_refinement(mcfg)) else {}),
+        },
         "normalization": {**summary["normalization"], "applies_to": "x_ad"},
         "target": {"field": "x", "domain": "ad"},
         "input_shape": [nt, taps],

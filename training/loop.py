@@ -50,6 +50,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "max_train": None,  # use at most this many training samples (None: all)
     # fine-tune from another run's checkpoint (e.g. quantization-aware fine-tuning with model.qat)
     "init_from": None,
+    # also keep the model at these fractions of the budget (snap-050.pt for 0.5): budget studies
+    "snapshots": None,
 }
 
 
@@ -101,11 +103,15 @@ def _lr(cfg: dict[str, Any], frac: float) -> float:
     return lr1 + 0.5 * (lr0 - lr1) * (1 + math.cos(math.pi * p))
 
 
-def _init_from(model: torch.nn.Module, path: str | None) -> dict[str, Any] | None:
+def _init_from(
+    model: torch.nn.Module, path: str | None, fresh: tuple[str, ...] = ()
+) -> dict[str, Any] | None:
     """Load weights of another run's checkpoint (``.../best.pt``) into a fresh model.
 
-    Only fake-quantizer buffers (:class:`models.common.nets.ActQuant`) may be missing. Returns
-    what the base run was (for the summary), None without ``path``.
+    Only fake-quantizer buffers (:class:`models.common.nets.ActQuant`) and parameters under the
+    family's ``init_fresh`` prefixes (parts the base run does not have, e.g. RD-JSCC's
+    denoiser on top of an autoencoder run) may be missing. Returns what the base run was (for
+    the summary), None without ``path``.
     """
     if not path:
         return None
@@ -117,7 +123,8 @@ def _init_from(model: torch.nn.Module, path: str | None) -> dict[str, Any] | Non
         missing, unexpected = model.load_state_dict(ck["model"], strict=False)
     except RuntimeError as exc:  # shape mismatches raise even when not strict
         raise InvalidInput(f"train.init_from {p} does not fit this model: {exc}") from None
-    bad = [k for k in missing if not k.endswith((".lo", ".hi", ".seen"))]
+    quant = (".lo", ".hi", ".seen")
+    bad = [k for k in missing if not k.endswith(quant) and not (fresh and k.startswith(fresh))]
     if bad or unexpected:
         raise InvalidInput(
             f"train.init_from {p} does not fit this model: missing {bad}, unexpected {unexpected}"
@@ -223,7 +230,12 @@ def train(
 
     torch.manual_seed(config["seed"])
     model = fam.build_model(config["model"])
-    init = _init_from(model, tcfg.get("init_from"))
+    init = _init_from(model, tcfg.get("init_from"), tuple(getattr(fam, "init_fresh", ())))
+    warm = None
+    if init is None and not (out / "last.pt").is_file() and hasattr(fam, "warm_start"):
+        warm = fam.warm_start(model, xt)
+        if warm:
+            log.info("warm start: %s", warm)
     if config["model"].get("qat"):
         from models.common.nets import set_qat
 
@@ -348,6 +360,12 @@ def train(
             if used() >= next_val:
                 val_db = validate()
                 next_val = used() + float(tcfg["val_every_s"])
+            for frac in tcfg.get("snapshots") or ():
+                # the model as it was at a fraction of the budget (budget studies); kept once
+                snap = out / f"snap-{round(100 * float(frac)):03d}.pt"
+                if used() >= float(frac) * budget_s and not snap.is_file():
+                    _atomic_save({"model": model.state_dict(), "samples_seen": state["samples_seen"],
+                                  "cpu_s": state["cpu_s"], "wall_s": state["wall_s"]}, snap)
             if used() >= next_ck:
                 checkpoint()
                 next_ck = used() + float(tcfg["ckpt_every_s"])
@@ -384,6 +402,7 @@ def train(
         "normalization": {"scale": scale, "method": "global-rms", "computed_on": "train"},
         "git_commit": git_commit(),
         **({"init_from": init} if init else {}),
+        **({"warm_start": warm} if warm else {}),
     }
     (out / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -15,6 +15,8 @@ TINY_MODEL = {
     "csinet": {"latent": 8, "bits": 3, "width": 4, "blocks": 1, "compand": 0.5},
     "csinet-jscc": {"symbols": 8, "prefixes": [4, 8], "width": 4, "blocks": 1},
 }
+TINY_MODEL["rd-jscc"] = {**TINY_MODEL["csinet-jscc"], "base": 8, "mults": [1, 2], "patch": 2,
+                         "mulaw_symbols": 4, "mulaw_rates": [4], "val_steps": 2}
 
 
 def tiny_dataset(folder: str | Path, n_train: int = 256, n_val: int = 64, n_test: int = 64) -> Path:
@@ -46,5 +48,9 @@ def tiny_bundle(
     cfg["train"].update({"batch_size": 32, "val_n": 32, "val_every_s": 1e9, "ckpt_every_s": 1e9})
     mid = model_id or f"tiny-{family}"
     run = folder / f"run-{mid}"
+    if family == "rd-jscc":  # stage 2 starts from a trained autoencoder (stage 1)
+        ae = tiny_bundle(folder, "csinet-jscc", seconds, {**TINY_MODEL["csinet-jscc"], **{
+            k: v for k, v in (model or {}).items() if k in TINY_MODEL["csinet-jscc"]}}, f"{mid}-ae")
+        cfg["train"]["init_from"] = str(folder / f"run-{ae.model_id}" / "best.pt")
     train(cfg, data, run, minutes=seconds / 60.0, threads=1, progress=False)
     return export_run(run, folder / "bundles" / mid, model_id=mid, calib_n=64, force=True)

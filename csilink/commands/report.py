@@ -17,9 +17,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--dataset",
-        help="dataset file (default: data/generated/cdl-c-fdd.h5 if present, "
-        "else the committed sample data/sample/cdl-c-fdd-sample.h5)",
+        action="append",
+        help="dataset file (repeatable: the first is the primary one, each further one gets its "
+        "own section with the bundles trained on it; default: data/generated/cdl-c-fdd.h5 plus "
+        "data/generated/umi-nlos.h5 when present, else the committed sample "
+        "data/sample/cdl-c-fdd-sample.h5)",
     )
+    p.add_argument("--readme", default="README.md", help="also copy the headline table here ('' = no)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--n", type=int, help="first N samples (default: all)")
     p.add_argument(
@@ -43,8 +47,10 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(1)
     cmd = "csilink " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "csilink report"
+    from evaluation.report import default_datasets
+
     out = make_report(
-        args.dataset,
+        args.dataset or default_datasets(),
         args.split,
         args.n,
         tuple(args.snr_db),
@@ -53,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         args.data_dir,
         args.seed,
         cmd,
+        readme=args.readme or None,
     )
     print(f"wrote {out}")
     return 0

@@ -54,6 +54,14 @@ class LearnedFamily(Family):
             )
         return {**base, **(config or {})}
 
+    def bs_parts(self, model: Any, config: dict[str, Any]) -> dict[str, Any]:
+        """Further BS weight files beyond the decoder, ``{file name: state_dict}`` (export)."""
+        return {}
+
+    def bs_refinement(self, config: dict[str, Any]) -> dict[str, Any] | None:
+        """The manifest's ``bs.refinement`` (the BS refiner hook and its options), or None."""
+        return None
+
     def build_decoder(self, config: dict[str, Any]) -> Any:
         """The decoder module alone (the BS does not build the encoder)."""
         return self.build_model(config).decoder

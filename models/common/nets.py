@@ -146,13 +146,15 @@ class SnrScale(nn.Module):
 class RefineBlock(nn.Module):
     """CsiNet+ RefineNet: 7x7 -> 5x5 -> 3x3 convolutions with a residual connection."""
 
-    def __init__(self, width: int = 16, snr_adaptive: bool = False) -> None:
+    def __init__(self, width: int = 16, snr_adaptive: bool = False, out_act: bool = True) -> None:
         super().__init__()
         self.c1 = conv_bn(2, width // 2, 7)
         self.c2 = conv_bn(width // 2, width, 5)
         self.c3 = conv_bn(width, 2, 3, act=False)
         self.scale = SnrScale(width) if snr_adaptive else None
-        self.act = nn.LeakyReLU(0.3)
+        # out_act False: identity after the residual add (pre-activation style), so a block
+        # whose last batch norm starts at zero is the identity (see models/common/warmstart.py)
+        self.act = nn.LeakyReLU(0.3) if out_act else nn.Identity()
 
     def forward(self, x: torch.Tensor, snr: torch.Tensor | None = None) -> torch.Tensor:
         h = self.c2(self.c1(x))
@@ -177,11 +179,12 @@ class Decoder(nn.Module):
         width: int = 16,
         blocks: int = 2,
         snr_adaptive: bool = False,
+        refine_out_act: bool = True,
     ) -> None:
         super().__init__()
         self.nt, self.taps, self.snr_adaptive = nt, taps, snr_adaptive
         self.fc = nn.Linear(latent + (1 if snr_adaptive else 0), 2 * nt * taps)
-        self.blocks = nn.ModuleList(RefineBlock(width, snr_adaptive) for _ in range(blocks))
+        self.blocks = nn.ModuleList(RefineBlock(width, snr_adaptive, refine_out_act) for _ in range(blocks))
         self.out = nn.Conv2d(2, 2, 3, padding=1)
 
     def forward(self, z: torch.Tensor, snr_db: torch.Tensor | None = None) -> torch.Tensor:

@@ -32,6 +32,14 @@ class CsiNetJsccFamily(LearnedFamily):
             "compand": 1.0,
             "compand_scope": "all",
             "qat": False,
+            # imperfect-CSI training: the encoder sees H + E at this channel-to-noise ratio
+            # (dB), the loss is against H; None = perfect CSI
+            "train_cnr_db": None,
+            # decoder refine blocks without the activation after their residual add
+            "refine_out_act": True,
+            # start from the linear PCA code (models/common/warmstart.py): for data whose
+            # support varies per sample, where training from random weights stalls at 0 dB
+            "pca_init": False,
         }
 
     def latent_size(self, config: dict[str, Any]) -> int:
@@ -50,6 +58,14 @@ class CsiNetJsccFamily(LearnedFamily):
 
         return JsccAE(**self.full_config(config))
 
+    def warm_start(self, model: Any, x: Any) -> dict[str, Any] | None:
+        """Before training (fresh runs): the PCA start when the config asks for it."""
+        if not getattr(model, "pca_init", False):
+            return None
+        from models.common.warmstart import pca_warm_start
+
+        return pca_warm_start(model.encoder, model.decoder, x)
+
     def loss(self, model: Any, x: Any, generator: Any = None) -> tuple[Any, Any]:
         import torch
 
@@ -60,5 +76,10 @@ class CsiNetJsccFamily(LearnedFamily):
         snr = model.snr_min + (model.snr_max - model.snr_min) * u
         idx = torch.randint(len(model.prefixes), (b,), generator=generator)
         k = torch.as_tensor(model.prefixes)[idx]
-        x_hat = model(x, snr, k, generator)
+        x_in = x
+        if model.train_cnr_db is not None:
+            from models.csinet_jscc.model import estimation_noise
+
+            x_in = estimation_noise(x, model.train_cnr_db, generator)
+        x_hat = model(x_in, snr, k, generator)
         return nmse_loss(x, x_hat), x_hat
