@@ -29,7 +29,9 @@ class Refinement(nn.Module):
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__()
-        self.cfg = dict(cfg)
+        from models.rd_jscc import DIFFUSION_DEFAULTS
+
+        cfg = self.cfg = {**DIFFUSION_DEFAULTS, **cfg}
         self.denoiser = build_denoiser(cfg)
         self.sched = Schedule.cosine(int(cfg["T"]), span=float(cfg["schedule_span"]))
         self.start = int(cfg["start_t"])

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Train and export the RD-JSCC bundles and their comparison models (docs/rd_jscc.md).
+#
+# Needs data/generated/cdl-c-fdd.h5 (the shipped csinet bundles' set) and
+# data/generated/umi-nlos.h5:
+#   csilink dataset generate --profile umi-nlos --n-train 100000 --n-val 5000 --n-test 1000 \
+#       --seed 0 --sf-cap 200 --workers 2 -o data/generated/umi-nlos.h5
+# and the shipped csinet-jscc-k32 run (runs/shipped/csinet-jscc-k32, scripts/train_shipped.sh),
+# the autoencoder of rd-jscc-cdl.
+#
+# Every model: MINUTES CPU-minutes (default 15, CLOCK=cpu), 1 torch thread, two at a time
+# (one per core). Two chains, each in order (a denoiser needs its autoencoder):
+#   A: csinet-jscc-umi (stage 1) -> rd-jscc-umi (stage 2) -> csinet-jscc-umi-k32
+#   B: rd-jscc-cdl (stage 2 on csinet-jscc-k32) -> csinet-jscc-umi-k8 -> csinet-jscc-umi-cnr0
+# Resumable: a run continues from its last checkpoint up to its budget; finished runs are
+# exported again. Bundles go to bundles/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MINUTES=${MINUTES:-15}
+CLOCK=${CLOCK:-cpu}
+CSILINK=${CSILINK:-.venv/bin/csilink}
+RUNS=${RUNS:-runs/rd}
+OUT=${OUT:-bundles}
+CDL=${CDL:-data/generated/cdl-c-fdd.h5}
+UMI=${UMI:-data/generated/umi-nlos.h5}
+mkdir -p "$RUNS"
+
+one() {  # id dataset
+  local id=$1 data=$2
+  echo "$(date -u +%FT%TZ) training $id on $data for $MINUTES CPU-min (log $RUNS/$id.log)"
+  "$CSILINK" train --config "training/configs/$id.yaml" --dataset "$data" --minutes "$MINUTES" \
+    --clock "$CLOCK" --threads 1 --out "$RUNS/$id" --no-progress >>"$RUNS/$id.log" 2>&1
+  "$CSILINK" export "$RUNS/$id" --out "$OUT/$id" --model-id "$id" --force >>"$RUNS/$id.log" 2>&1
+  echo "$(date -u +%FT%TZ) $id done: $(tail -n 1 "$RUNS/$id/log.jsonl")"
+}
+
+chain_a() { one csinet-jscc-umi "$UMI"; one rd-jscc-umi "$UMI"; one csinet-jscc-umi-k32 "$UMI"; }
+chain_b() { one rd-jscc-cdl "$CDL"; one csinet-jscc-umi-k8 "$UMI"; one csinet-jscc-umi-cnr0 "$UMI"; }
+case ${CHAIN:-all} in  # CHAIN=a or b: one chain only (e.g. to run them on two machines)
+  a) chain_a; exit 0 ;;
+  b) chain_b; exit 0 ;;
+esac
+chain_a & a=$!
+chain_b & b=$!
+wait $a; wait $b
+"$CSILINK" bundle verify "$OUT"/rd-jscc-cdl "$OUT"/rd-jscc-umi "$OUT"/csinet-jscc-umi "$OUT"/csinet-jscc-umi-k8 \
+  "$OUT"/csinet-jscc-umi-k32 "$OUT"/csinet-jscc-umi-cnr0
