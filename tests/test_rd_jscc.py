@@ -119,6 +119,10 @@ def test_refiner_is_keyed_by_report_not_by_batch(rd_bundle: Bundle) -> None:
     part = skip.refine(h, lat, {}, snr)
     np.testing.assert_array_equal(part[2:], h[2:])
     np.testing.assert_allclose(part[:2], out[:2], rtol=1e-4, atol=1e-5 * np.abs(out[:2]).max())
+    low = make_refiner({**rd_bundle.manifest.bs.refinement, "skip_below_snr_db": 5.0}, rd_bundle, dec)
+    part = low.refine(h, lat, {}, snr)
+    np.testing.assert_array_equal(part[:2], h[:2])
+    np.testing.assert_allclose(part[2:], out[2:], rtol=1e-4, atol=1e-5 * np.abs(out[2:]).max())
     none = make_refiner({**rd_bundle.manifest.bs.refinement, "steps": 0}, rd_bundle, dec)
     np.testing.assert_array_equal(none.refine(h, lat, {}, snr), h)
     with pytest.raises(InvalidInput, match="steps"):

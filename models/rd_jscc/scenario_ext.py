@@ -3,7 +3,8 @@
 extensions:
   diffusion:
     steps: 2                  # 0 = the autoencoder alone, up to 20
-    skip_above_snr_db: 10     # flexible decoding: no refinement at or above this uplink SNR
+    skip_above_snr_db: null   # flexible decoding: no refinement at or above this uplink SNR
+    skip_below_snr_db: 0      # ... nor below this one
     latency_budget_ms: null   # per batch; steps are cut to fit the measured cost
 """
 
@@ -20,6 +21,7 @@ class DiffusionSection(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     steps: int = Field(2, ge=0, le=20)
     skip_above_snr_db: float | None = None
+    skip_below_snr_db: float | None = None
     latency_budget_ms: float | None = Field(None, gt=0)
     seed: int = 0
 
