@@ -450,7 +450,11 @@ def render(doc: dict[str, Any]) -> str:
             for r in th["table"]:
                 if r["k"] != 16:
                     continue
-                thr = "-" if r["threshold_db"] is None else f"{r['threshold_db']:g}"
+                thr = (
+                    f"{r['threshold_db']:g}"
+                    if r["threshold_db"] is not None
+                    else ("none (refine all)" if r["refined_fraction"] == 1 else "none (refine none)")
+                )
                 L.append(
                     f"| {r['policy']} | {thr} | {r['refined_fraction']:.0%} | {_f(r['nmse_db'])} | "
                     f"{_f(r['bs_ms_per_report'], 3)} |"

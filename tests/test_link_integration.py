@@ -22,7 +22,9 @@ DIGITAL, ANALOG = "csinet-tiny", "csinet-jscc-tiny"
 
 
 def _in_process(bundle_path, x_ad: np.ndarray, rate: str):
-    """What the UE and BS compute for ``x_ad``, in this process (no gRPC, no channel)."""
+    """What the UE and BS compute for ``x_ad``, in this process (no gRPC, no channel), the
+    bundle's own BS refinement included."""
+    from bs_service.hooks import make_refiner
     from models.registry import load_bs_decoder
     from shared.bundle import Bundle
     from shared.ue_encoder import UeEncoder
@@ -37,7 +39,8 @@ def _in_process(bundle_path, x_ad: np.ndarray, rate: str):
         z = np.stack([codec.decode(p, m.latent_size) for p in payloads])
     except InvalidInput:  # a wire kind only its family knows (type2): the decoder unpacks it
         z = np.stack([decoder.unpack(p) for p in payloads])
-    return payloads, decoder.decode_batch(z, {}, None)
+    h = decoder.decode_batch(z, {}, None)
+    return payloads, make_refiner(m.bs.refinement, b, decoder).refine(h, z, {}, None)
 
 
 def _truth(link, keys) -> np.ndarray:
