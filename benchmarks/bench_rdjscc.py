@@ -608,7 +608,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", choices=sorted(PROFILES), action="append")
     ap.add_argument(
-        "--only", action="append", choices=["link", "threshold", "throughput", "rates", "cnr", "budget"]
+        "--only",
+        action="append",
+        choices=["link", "threshold", "throughput", "rates", "cnr", "budget", "gd", "ae_budget"],
     )
     ap.add_argument("--n", type=int, default=200, help="test samples per point")
     ap.add_argument("--out", default=str(OUT))
