@@ -12,6 +12,7 @@
 # (one per core). Two chains, each in order (a denoiser needs its autoencoder):
 #   A: csinet-jscc-umi (stage 1) -> rd-jscc-umi (stage 2) -> csinet-jscc-umi-k32
 #   B: rd-jscc-cdl (stage 2 on csinet-jscc-k32) -> csinet-jscc-umi-k8 -> csinet-jscc-umi-cnr0
+#   C (after both): rd-jscc-cdl-gd (Gaussian-diffusion baseline) beside csinet-jscc-umi-30
 # Resumable: a run continues from its last checkpoint up to its budget; finished runs are
 # exported again. Bundles go to bundles/.
 set -euo pipefail
@@ -36,12 +37,28 @@ one() {  # id dataset
 
 chain_a() { one csinet-jscc-umi "$UMI"; one rd-jscc-umi "$UMI"; one csinet-jscc-umi-k32 "$UMI"; }
 chain_b() { one rd-jscc-cdl "$CDL"; one csinet-jscc-umi-k8 "$UMI"; one csinet-jscc-umi-cnr0 "$UMI"; }
-case ${CHAIN:-all} in  # CHAIN=a or b: one chain only (e.g. to run them on two machines)
+# chain C (baselines of docs/rd_jscc.md, run after A and B): the Gaussian-diffusion denoiser on
+# cdl-c-fdd, and the umi autoencoder continued to twice its budget (a copy of its run resumed with
+# a 2 x MINUTES budget; not exported: the benchmark exports it to a temporary folder)
+chain_c() {
+  "$CSILINK" train --config training/configs/rd-jscc-cdl-gd.yaml --dataset "$CDL" --minutes "$MINUTES" \
+    --clock "$CLOCK" --threads 1 --out "$RUNS/rd-jscc-cdl-gd" --no-progress >>"$RUNS/rd-jscc-cdl-gd.log" 2>&1 &
+  if [ ! -d "$RUNS/csinet-jscc-umi-30" ]; then
+    cp -r "$RUNS/csinet-jscc-umi" "$RUNS/csinet-jscc-umi-30" && rm -f "$RUNS/csinet-jscc-umi-30/run.json"
+  fi
+  "$CSILINK" train --config training/configs/csinet-jscc-umi.yaml --dataset "$UMI" --minutes $((2 * MINUTES)) \
+    --clock "$CLOCK" --threads 1 --out "$RUNS/csinet-jscc-umi-30" --no-progress >>"$RUNS/csinet-jscc-umi-30.log" 2>&1
+  wait
+}
+
+case ${CHAIN:-all} in  # CHAIN=a, b or c: one chain only (e.g. to run them on two machines)
   a) chain_a; exit 0 ;;
   b) chain_b; exit 0 ;;
+  c) chain_c; exit 0 ;;
 esac
 chain_a & a=$!
 chain_b & b=$!
 wait $a; wait $b
+chain_c
 "$CSILINK" bundle verify "$OUT"/rd-jscc-cdl "$OUT"/rd-jscc-umi "$OUT"/csinet-jscc-umi "$OUT"/csinet-jscc-umi-k8 \
   "$OUT"/csinet-jscc-umi-k32 "$OUT"/csinet-jscc-umi-cnr0
