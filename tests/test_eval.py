@@ -120,3 +120,28 @@ def test_report_renders_all_bundles(setup: tuple[Path, Path], tmp_path: Path) ->
     assert (tmp_path / "bench" / "results.json").is_file() and (
         tmp_path / "bench" / "results_rd.png"
     ).is_file()
+
+
+def test_report_sections_per_training_dataset_and_readme_sync(
+    setup: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Bundles run on the dataset they were trained on, a second dataset gets its own section,
+    and the README's headline block is replaced by the page's (nothing else in it changes)."""
+    from evaluation.report import make_report, plan_datasets
+    from shared.bundle import Bundle, find_bundles
+    from training.testing import tiny_dataset
+
+    root, data = setup
+    other = tiny_dataset(tmp_path / "other", n_train=64, n_val=16, n_test=16)  # another dataset id
+    bundles = [Bundle.load(p) for p in find_bundles(root)]
+    plan = plan_datasets(bundles, [other, data])
+    # the primary dataset stays (nothing trained on it); the tiny bundles go to their own
+    assert [(d, len(bs)) for d, bs in plan] == [(other, 0), (data, len(bundles))]
+    assert plan_datasets(bundles, [other]) == [(other, bundles)]  # unknown training set: the primary
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- headline:start -->\nold\n<!-- headline:end -->\noutro\n")
+    make_report(data, "test", 12, (0.0,), root, tmp_path / "R.md", tmp_path / "bench", readme=readme)
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- headline:start -->\n| model |")
+    assert text.endswith("<!-- headline:end -->\noutro\n")
+    assert "old" not in text and "`tiny-csinet`" in text
