@@ -15,6 +15,8 @@ TINY_MODEL = {
     "csinet": {"latent": 8, "bits": 3, "width": 4, "blocks": 1, "compand": 0.5},
     "csinet-jscc": {"symbols": 8, "prefixes": [4, 8], "width": 4, "blocks": 1},
 }
+TINY_MODEL["cllwcsinet"] = {"cr": 8, "head_width": 2, "denoise_width": 4, "refine_width": 2,
+                             "refine_blocks": 1, "digital_bits": [3, 6]}
 TINY_MODEL["rd-jscc"] = {**TINY_MODEL["csinet-jscc"], "base": 8, "mults": [1, 2], "patch": 2,
                          "mulaw_symbols": 4, "mulaw_rates": [4], "val_steps": 2}
 

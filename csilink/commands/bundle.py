@@ -1,4 +1,4 @@
-"""``csilink bundle list | inspect ID | verify ID``: look at and check model bundles."""
+"""``csilink bundle list | inspect ID | verify ID | complexity ID``: look at and check model bundles."""
 
 from __future__ import annotations
 
@@ -20,6 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     ver = bsub.add_parser("verify", help="check every file's sha256; non-zero exit when tampered/incomplete")
     ver.add_argument("id", nargs="+", help="model id(s) or bundle folder(s)")
     ver.set_defaults(func=_verify)
+    cx = bsub.add_parser(
+        "complexity",
+        help="parameters and multiply-accumulates of encoder and decoder (torch FlopCounterMode), file sizes",
+    )
+    cx.add_argument("id", nargs="+", help="model id(s) or bundle folder(s)")
+    cx.add_argument("--json", action="store_true", help="machine-readable output")
+    cx.set_defaults(func=_complexity)
 
 
 def _roots(args: argparse.Namespace) -> tuple[str, ...]:
@@ -116,3 +123,31 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"FAILED  {ref}: {exc}")
             bad += 1
     return 1 if bad else 0
+
+
+def _complexity(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from evaluation.complexity import bundle_complexity
+    from shared.bundle import Bundle, resolve
+
+    rows = [bundle_complexity(Bundle.load(resolve(ref, _roots(args)))) for ref in args.id]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    t = Table(title="complexity (MACs: convolutions and matrix products, one sample)")
+    for col in ("model", "enc params", "dec params", "enc MACs", "dec MACs", "int8 encoder", "decoder"):
+        t.add_column(col, justify="right" if col != "model" else "left")
+    for r in rows:
+        t.add_row(
+            r["model_id"],
+            f"{r['encoder_params']:,}",
+            f"{r['decoder_params']:,}",
+            f"{r['encoder_macs'] / 1e6:.2f}M",
+            f"{r['decoder_macs'] / 1e6:.2f}M",
+            f"{r.get('encoder_int8_bytes', 0) / 1e3:.0f} kB",
+            f"{r['decoder_bytes'] / 1e3:.0f} kB",
+        )
+    Console().print(t)
+    return 0

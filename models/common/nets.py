@@ -44,11 +44,18 @@ class ActQuant(nn.Module):
         return torch.fake_quantize_per_tensor_affine(x, scale, zp, -128, 127)
 
 
-def conv_bn(c_in: int, c_out: int, k: int, act: bool = True, qat: bool = False) -> nn.Sequential:
-    """Conv (no bias) + batch norm (+ LeakyReLU). With ``qat`` an :class:`ActQuant` follows the
+def conv_bn(
+    c_in: int, c_out: int, k: int | tuple[int, int], act: bool = True, qat: bool = False
+) -> nn.Sequential:
+    """Conv (no bias, "same" padding; ``k`` an odd size or an odd ``(kh, kw)`` pair) + batch
+    norm (+ LeakyReLU). With ``qat`` an :class:`ActQuant` follows the
     batch norm and the activation, the tensors ONNX Runtime quantizes; parameter names do not
     change (conv stays ``.0``, batch norm ``.1``), so plain checkpoints load into QAT models."""
-    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out)]
+    kh, kw = (k, k) if isinstance(k, int) else k
+    layers: list[nn.Module] = [
+        nn.Conv2d(c_in, c_out, (kh, kw), padding=(kh // 2, kw // 2), bias=False),
+        nn.BatchNorm2d(c_out),
+    ]
     if qat:
         layers.append(ActQuant())
     if act:
