@@ -27,7 +27,7 @@ SAMPLE = Path("data/sample/cdl-c-fdd-sample.h5")
 HEADLINE_SNR = 10.0
 
 
-FURTHER = (Path("data/generated/umi-nlos.h5"),)
+FURTHER = (Path("data/generated/umi-nlos.h5"), Path("data/generated/cost2100-like.h5"))
 
 
 def default_datasets() -> list[Path]:

@@ -18,7 +18,7 @@ CSILINK=${CSILINK:-.venv/bin/csilink}
 RUNS=${RUNS:-runs/cllw}
 COST=${COST:-data/generated/cost2100-like.h5}
 CDL=${CDL:-data/generated/cdl-c-fdd.h5}
-SHIP=" cllw-cr4 cllw-cr8 cllw-cr16 csinet-conv-cr8 crnet-conv-cr8 csinet-fc-cr8 crnet-fc-cr8 cllw-cr8-cdl "
+SHIP=" cllw-cr4 cllw-cr8 cllw-cr16 csinet-conv-cr8 crnet-conv-cr8 crnet-fc-cr8 cllw-cr8-cdl crnet-conv-cr8-cdl crnet-fc-cr8-cdl "
 mkdir -p "$RUNS/bundles"
 for f in "$COST" "$CDL"; do
   [ -f "$f" ] || { echo "no dataset $f (see docs/cllwcsinet.md, Reproduce)" >&2; exit 1; }
