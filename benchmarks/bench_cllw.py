@@ -255,6 +255,7 @@ def section_decoder(n: int) -> dict[str, Any]:
     quantized on the fly: the paper's "dynamic quantization") vs static int8 of every layer."""
     import torch
 
+    from models.common.bs_torch import quantize_dynamic
     from models.registry import load_bs_decoder
     from shared import metrics
     from shared.ue_encoder import UeEncoder
@@ -268,7 +269,8 @@ def section_decoder(n: int) -> dict[str, Any]:
         z = z / np.sqrt(np.mean(z**2, axis=1, keepdims=True) * 2)  # unit power per symbol, as sent
         dec = load_bs_decoder(b, "cpu")
         fp32 = dec.decoder
-        q = torch.ao.quantization.quantize_dynamic(fp32, {torch.nn.Linear}, dtype=torch.qint8)
+        quantize_dynamic(dec)  # what the BS does with decoder_quant: dynamic
+        q, dec.decoder = dec.decoder, fp32
         row: dict[str, Any] = {}
         for name, mod in (("fp32", fp32), ("dynamic_int8", q), ("static_int8_fx", _static_fx(fp32, z))):
             dec.decoder = mod

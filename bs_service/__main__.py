@@ -35,6 +35,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="folder searched for model ids (repeatable; default bundles/)",
     )
     p.add_argument("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N")
+    p.add_argument(
+        "--decoder-quant",
+        choices=["none", "dynamic"],
+        default=None,
+        help="dynamic: int8 Linear layers in the torch decoders (CPU)",
+    )
     p.add_argument("--max-batch", type=int, default=None, help="dynamic batching: largest decoder batch")
     p.add_argument(
         "--max-wait-ms", type=float, default=None, help="dynamic batching: longest wait for a batch"
@@ -52,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from csilink.server_common import MethodStats, create_server, load_settings, serve_forever, setup_logging
 
     setup_logging(getattr(args, "verbose", False))
-    keys = ["host", "port", "datasets", "bundles", "bundle_roots", "device", "max_batch", "max_wait_ms"]
+    keys = ["host", "port", "datasets", "bundles", "bundle_roots", "device", "decoder_quant"]
+    keys += ["max_batch", "max_wait_ms"]
     settings = load_settings(BsSettings, args.config, "bs", {k: getattr(args, k) for k in keys})
     if settings.torch_threads:
         import torch

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +45,10 @@ class BsSettings(BaseModel):
     #: report on a small shared machine (two threads: +8% CPU for the CsiNet-class decoder);
     #: 0 = torch's default (all cores).
     torch_threads: int = Field(1, ge=0, le=256)
+    #: "dynamic": int8 weights for the torch decoders' Linear layers, activations quantized on the
+    #: fly (torch dynamic quantization, CPU only; 4x smaller FC layers, docs/cllwcsinet.md);
+    #: decoders without Linear layers are unchanged. "none": fp32 (start)
+    decoder_quant: Literal["none", "dynamic"] = "none"
     #: Dynamic batching: a decoder batch closes at max_batch reports or max_wait_ms after its
     #: first report arrived, whichever comes first.
     max_batch: int = Field(256, ge=1, le=65536)
@@ -68,4 +72,6 @@ class BsSettings(BaseModel):
     grace_s: float = Field(5.0, ge=0.0, le=600.0)  # (start)
 
 
-FROZEN = ("host", "port", "device", "torch_threads", "max_message_mb", "max_workers", "grace_s")
+FROZEN = (
+    "host", "port", "device", "torch_threads", "decoder_quant", "max_message_mb", "max_workers", "grace_s"
+)

@@ -133,6 +133,11 @@ class BsNode:
             resolve_device(self.settings.device) if self.settings.device == "auto" else self.settings.device
         )
         decoder = load_bs_decoder(bundle, device)
+        if self.settings.decoder_quant == "dynamic":
+            from models.common.bs_torch import quantize_dynamic
+
+            n = quantize_dynamic(decoder)
+            log.info("%s: dynamic int8 quantization of %d Linear layer(s)", bundle.model_id, n)
         ld = self._assemble(bundle, decoder, digest, str(getattr(decoder, "device", device)))
         self._warm_up(ld)
         ld.batcher = DynamicBatcher(

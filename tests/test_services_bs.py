@@ -112,3 +112,24 @@ def test_retried_decode_is_answered_once(link) -> None:
     other = c.measure(link.keys(1, start=7), model_id="csinet-tiny", ue_id=13, seqs=[0])[0].report
     again = c.decode([other])[0]
     assert again.ok and not np.array_equal(again.h_ad, first[0].h_ad)
+
+
+def test_dynamic_decoder_quantization(link_dataset, tiny_bundles, world) -> None:
+    """decoder_quant: dynamic swaps the FC layer for an int8 one: close to fp32, not identical."""
+    did, ids, _, _, payloads = world
+    outs = {}
+    for quant in ("none", "dynamic"):
+        node = BsNode(BsSettings(datasets=[str(link_dataset)], device="cpu", decoder_quant=quant))
+        try:
+            ld = node.load_model(str(tiny_bundles.digital))
+            layers = {type(m).__module__ for m in ld.decoder.decoder.modules()}
+            assert any("quantized" in mod for mod in layers) == (quant == "dynamic")
+            out = node.decode(_items(did, ids, payloads), 30)
+            assert all(o.error is None for o in out)
+            outs[quant] = np.stack([o.h_ad for o in out])
+        finally:
+            node.close()
+    rel = np.linalg.norm(outs["dynamic"] - outs["none"]) / np.linalg.norm(outs["none"])
+    assert 0 < rel < 0.1, rel
+    with pytest.raises(ValueError, match="decoder_quant"):
+        BsSettings(decoder_quant="int4")

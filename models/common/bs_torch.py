@@ -44,6 +44,25 @@ def fold_batchnorm(module: torch.nn.Module) -> int:
     return n
 
 
+def quantize_dynamic(decoder: object) -> int:
+    """Swap a :class:`TorchBsDecoder`'s module for its dynamically quantized twin (int8 weights
+    of the Linear layers, activations quantized per batch; torch's dynamic quantization, CPU
+    only). Returns how many Linear layers were quantized: 0 (and nothing changed) for
+    conv-only decoders, non-torch decoders, or a decoder on a GPU."""
+    if not isinstance(decoder, TorchBsDecoder) or str(decoder.device) != "cpu":
+        return 0
+    n = sum(1 for m in decoder.decoder.modules() if isinstance(m, torch.nn.Linear))
+    if n:
+        import warnings
+
+        with warnings.catch_warnings():  # torch.ao deprecation notices; the API still works
+            warnings.simplefilter("ignore")
+            decoder.decoder = torch.ao.quantization.quantize_dynamic(
+                decoder.decoder, {torch.nn.Linear}, dtype=torch.qint8
+            )
+    return n
+
+
 def check_latents(latents: np.ndarray, latent_size: int) -> np.ndarray:
     """Validate a ``[B, latent_size]`` real batch; returns it as float32."""
     z = np.asarray(latents)
