@@ -231,18 +231,26 @@ def _onnx_latents(path: Path, x: np.ndarray) -> np.ndarray:
 
 
 def end_to_end_nmse_db(
-    fam: LearnedFamily, model: Any, mcfg: dict[str, Any], z: np.ndarray, x: np.ndarray
+    fam: LearnedFamily,
+    model: Any,
+    mcfg: dict[str, Any],
+    z: np.ndarray,
+    x: np.ndarray,
+    wire_dir: Path | None = None,
 ) -> float:
-    """NMSE (dB) of ``x`` (normalized, real layout) decoded from encoder latents ``z`` through the
-    wire codec and ``model.decoder``; analog latents go through the codec without noise at 20 dB."""
+    """NMSE (dB) of the family's target decoded from encoder latents ``z`` through the wire
+    codec and the decoder (``fam.decode_check``); analog latents go through the codec without
+    noise, at the decoder's default SNR. ``x``: the normalized real batch of every
+    ``train_fields`` field stacked on the channel axis (x first), as in training."""
     from shared.wire import from_spec
 
-    codec = from_spec(fam.wire_spec(mcfg))
+    codec = from_spec(fam.wire_spec(mcfg), wire_dir)
     lat = np.stack([codec.decode(codec.encode(v), z.shape[1]) for v in z]).astype(np.float32)
-    snr = torch.full((len(z),), fam.default_snr_db) if fam.snr_adaptive else None
+    batch = torch.from_numpy(x)
     with torch.no_grad():
-        x_hat = model.decoder(torch.from_numpy(lat), snr).numpy()
-    err = ((x - x_hat) ** 2).reshape(len(x), -1).sum(1) / np.maximum((x**2).reshape(len(x), -1).sum(1), 1e-12)
+        x_hat = fam.decode_check(model, torch.from_numpy(lat), batch).numpy()
+        t = fam.target(model, batch).numpy()
+    err = ((t - x_hat) ** 2).reshape(len(t), -1).sum(1) / np.maximum((t**2).reshape(len(t), -1).sum(1), 1e-12)
     return float(10 * np.log10(np.mean(err)))
 
 
@@ -258,14 +266,17 @@ def quantize_checked(
 ) -> dict[str, Any]:
     """Quantize with each recipe until one is within :data:`INT8_TOLERANCE_DB` end to end on
     ``check`` (validation samples); keep the best. Returns what was measured (for the manifest)."""
-    ref = end_to_end_nmse_db(fam, model, mcfg, _onnx_latents(fp32, check), check)
+    nt2 = 2  # the encoder sees x, the first field
+    ref = end_to_end_nmse_db(fam, model, mcfg, _onnx_latents(fp32, check[:, :nt2]), check, fp32.parent)
     tried: dict[str, float] = {}
     best: str | None = None
     with tempfile.TemporaryDirectory() as tmp:
         for name in recipes:
             cand = Path(tmp) / f"{name}.onnx"
             quantize_int8(fp32, cand, calib, name)
-            tried[name] = end_to_end_nmse_db(fam, model, mcfg, _onnx_latents(cand, check), check)
+            tried[name] = end_to_end_nmse_db(
+                fam, model, mcfg, _onnx_latents(cand, check[:, :nt2]), check, fp32.parent
+            )
             if best is None or abs(tried[name] - ref) < abs(tried[best] - ref):
                 best = name
                 shutil.copyfile(cand, int8)
@@ -322,8 +333,16 @@ def export_run(
     data_path = Path(dataset or config["dataset"])
 
     export_onnx(model.encoder, out / ENCODER_FP32, nt, taps)
+    for fname, arr in fam.ue_files(model, mcfg).items():  # e.g. a VQ codebook the wire reads
+        np.save(out / fname, np.asarray(arr), allow_pickle=False)
     x_cal = complex_to_real(ds.load_field(data_path, "train", "x_ad", n=calib_n) * np.float32(scale))
-    x_chk = complex_to_real(ds.load_field(data_path, "val", "x_ad", n=check_n) * np.float32(scale))
+    x_chk = np.concatenate(
+        [
+            complex_to_real(ds.load_field(data_path, "val", f, n=check_n) * np.float32(scale))
+            for f in fam.train_fields
+        ],
+        axis=1,
+    )
     qinfo = quantize_checked(fam, model, mcfg, out / ENCODER_FP32, out / ENCODER_INT8, x_cal, x_chk)
 
     from safetensors.torch import save_file
@@ -363,11 +382,11 @@ def export_run(
         "bs": {
             "weights": [DECODER],
             "config": {"model": mcfg},
-            "needs": [],
+            "needs": fam.bs_needs(mcfg),
             **({"refinement": ref} if (ref := fam.bs_refinement(mcfg)) else {}),
         },
         "normalization": {**summary["normalization"], "applies_to": "x_ad"},
-        "target": {"field": "x", "domain": "ad"},
+        "target": {"field": fam.target_field(mcfg), "domain": "ad"},
         "input_shape": [nt, taps],
         "latent_size": latent,
         "training": {

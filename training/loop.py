@@ -165,14 +165,16 @@ def to_tensor(x_ad: np.ndarray, scale: float) -> torch.Tensor:
 def evaluate_nmse(
     fam: LearnedFamily, model: torch.nn.Module, x: torch.Tensor, batch: int = 500, seed: int = 1234
 ) -> float:
-    """Validation NMSE (dB) with the training-time wire twin (fixed seed for analog noise)."""
+    """Validation NMSE (dB) with the training-time wire twin (fixed seed for analog noise),
+    against the family's target (``fam.target(batch)``: x unless the family says otherwise)."""
     model.eval()
     g = torch.Generator().manual_seed(seed)
     num = 0.0
     for i in range(0, len(x), batch):
         xb = x[i : i + batch]
         _, x_hat = fam.loss(model, xb, g)
-        e = ((xb - x_hat) ** 2).flatten(1).sum(1) / (xb**2).flatten(1).sum(1).clamp_min(1e-12)
+        tb = fam.target(model, xb)
+        e = ((tb - x_hat) ** 2).flatten(1).sum(1) / (tb**2).flatten(1).sum(1).clamp_min(1e-12)
         num += float(e.sum())
     model.train()
     return 10 * math.log10(max(num / max(len(x), 1), 1e-30))
@@ -217,9 +219,19 @@ def train(
     t_load = time.time()
     x_tr = ds.load_field(dataset, "train", "x_ad", n=tcfg["max_train"])
     scale = ds.normalization_scale(x_tr)
-    xt = to_tensor(x_tr, scale)
+    # families that learn from more than x (side information y, a future target z) get every
+    # field they list, normalized by the same scale and stacked on the channel axis
+    fields = list(fam.train_fields)
+    if fields[0] != "x_ad":
+        raise InvalidInput(f"family {fam.name!r}: train_fields must start with x_ad, got {fields}")
+    parts = [to_tensor(x_tr, scale)]
     del x_tr
-    xv = to_tensor(ds.load_field(dataset, "val", "x_ad", n=int(tcfg["val_n"])), scale)
+    parts += [to_tensor(ds.load_field(dataset, "train", f, n=tcfg["max_train"]), scale) for f in fields[1:]]
+    xt = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
+    del parts
+    xv = torch.cat(
+        [to_tensor(ds.load_field(dataset, "val", f, n=int(tcfg["val_n"])), scale) for f in fields], 1
+    )
     log.info(
         "loaded %d train / %d val samples in %.1fs (scale %.4g)",
         len(xt),

@@ -62,6 +62,34 @@ class LearnedFamily(Family):
         """The manifest's ``bs.refinement`` (the BS refiner hook and its options), or None."""
         return None
 
+    # -- families that learn from more than x (side information, a future target)
+    #: dataset fields a training batch holds, stacked on the channel axis (x first)
+    train_fields: tuple[str, ...] = ("x_ad",)
+
+    def target(self, model: Any, batch: Any) -> Any:
+        """What the loss compares against in a stacked batch (default: x, the first field)."""
+        return batch[:, :2]
+
+    def target_field(self, config: dict[str, Any]) -> str:
+        """The manifest's ``target.field``: ``"x"`` (the CSI now) or ``"z"`` (the future CSI)."""
+        return "x"
+
+    def bs_needs(self, config: dict[str, Any]) -> list[str]:
+        """Dataset fields the BS decoder takes as side information (e.g. ``["y_ad"]``)."""
+        return []
+
+    def ue_files(self, model: Any, config: dict[str, Any]) -> dict[str, Any]:
+        """Further UE files beyond the encoder, ``{file name (.npy): array}`` (e.g. a codebook)."""
+        return {}
+
+    def decode_check(self, model: Any, latents: Any, batch: Any) -> Any:
+        """The decoder on wire-decoded latents for export's int8 check (``batch``: the stacked
+        fields, for side information)."""
+        import torch
+
+        snr = torch.full((len(latents),), self.default_snr_db) if self.snr_adaptive else None
+        return model.decoder(latents, snr)
+
     def build_decoder(self, config: dict[str, Any]) -> Any:
         """The decoder module alone (the BS does not build the encoder)."""
         return self.build_model(config).decoder
