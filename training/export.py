@@ -241,7 +241,7 @@ def end_to_end_nmse_db(
     """NMSE (dB) of the family's target decoded from encoder latents ``z`` through the wire
     codec and the decoder (``fam.decode_check``); analog latents go through the codec without
     noise, at the decoder's default SNR. ``x``: the normalized real batch of every
-    ``train_fields`` field stacked on the channel axis (x first), as in training."""
+    training field (``fam.fields``) stacked on the channel axis (x first), as in training."""
     from shared.wire import from_spec
 
     codec = from_spec(fam.wire_spec(mcfg), wire_dir)
@@ -339,7 +339,7 @@ def export_run(
     x_chk = np.concatenate(
         [
             complex_to_real(ds.load_field(data_path, "val", f, n=check_n) * np.float32(scale))
-            for f in fam.train_fields
+            for f in fam.fields(mcfg)
         ],
         axis=1,
     )

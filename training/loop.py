@@ -221,9 +221,9 @@ def train(
     scale = ds.normalization_scale(x_tr)
     # families that learn from more than x (side information y, a future target z) get every
     # field they list, normalized by the same scale and stacked on the channel axis
-    fields = list(fam.train_fields)
+    fields = list(fam.fields(config["model"]))
     if fields[0] != "x_ad":
-        raise InvalidInput(f"family {fam.name!r}: train_fields must start with x_ad, got {fields}")
+        raise InvalidInput(f"family {fam.name!r}: training fields must start with x_ad, got {fields}")
     parts = [to_tensor(x_tr, scale)]
     del x_tr
     parts += [to_tensor(ds.load_field(dataset, "train", f, n=tcfg["max_train"]), scale) for f in fields[1:]]

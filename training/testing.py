@@ -17,6 +17,8 @@ TINY_MODEL = {
 }
 TINY_MODEL["cllwcsinet"] = {"cr": 8, "head_width": 2, "denoise_width": 4, "refine_width": 2,
                              "refine_blocks": 1, "digital_bits": [3, 6]}
+TINY_MODEL["vq-diffusion"] = {"codebook_size": 4, "dim": 8, "widths": [4, 8], "features": 4, "base": 4,
+                               "mults": [1, 2]}
 TINY_MODEL["rd-jscc"] = {**TINY_MODEL["csinet-jscc"], "base": 8, "mults": [1, 2], "patch": 2,
                          "mulaw_symbols": 4, "mulaw_rates": [4], "val_steps": 2}
 

@@ -63,8 +63,9 @@ class LearnedFamily(Family):
         return None
 
     # -- families that learn from more than x (side information, a future target)
-    #: dataset fields a training batch holds, stacked on the channel axis (x first)
-    train_fields: tuple[str, ...] = ("x_ad",)
+    def fields(self, config: dict[str, Any]) -> tuple[str, ...]:
+        """Dataset fields a training batch holds, stacked on the channel axis (x first)."""
+        return ("x_ad",)
 
     def target(self, model: Any, batch: Any) -> Any:
         """What the loss compares against in a stacked batch (default: x, the first field)."""
