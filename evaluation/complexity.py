@@ -5,7 +5,8 @@ What is counted: convolutions and matrix products (FlopCounterMode counts ``2 x 
 them; we report MACs, which is what the CSI-feedback literature calls "FLOPs", e.g. CsiNet's
 5.41M at CR 4). Batch norm, activations and element-wise ops are not counted (they are a few
 per cent here, and the papers leave them out too). Counts depend on the config only, not on
-the weights, so a bundle's complexity comes from its manifest's model config.
+the weights, so a bundle's complexity comes from its manifest's model config. A diffusion decoder
+counts every sampling step it runs by default.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ def model_complexity(family: str, model_config: dict[str, Any]) -> dict[str, int
     cfg = fam.full_config(model_config)
     model = fam.build_model(cfg).eval()
     nt, taps = int(cfg.get("nt", 32)), int(cfg.get("taps", 32))
+    batch = torch.zeros(1, 2 * len(fam.fields(cfg)), nt, taps)  # side information fields too
     with torch.no_grad():
-        enc_macs, z = _macs(model.encoder, torch.zeros(1, 2, nt, taps))
-        snr = torch.full((1,), fam.default_snr_db) if fam.snr_adaptive else None
-        dec_macs, _ = _macs(model.decoder, z, snr)
+        enc_macs, z = _macs(model.encoder, batch[:, :2])
+        dec_macs, _ = _macs(lambda lat: fam.decode_check(model, lat, batch), z)
 
     def n(m: Any) -> int:
         return sum(p.numel() for p in m.parameters())
