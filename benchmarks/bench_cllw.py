@@ -11,8 +11,9 @@ Sections (``--only`` picks some):
   and NMSE at CR 4 / 8 / 16, clean codeword (analog, ideal link), int8 UE encoders.
 * ``noise``: through the three running services: NMSE vs codeword SNR (AWGN, one BS antenna,
   -5..40 dB) at CR 8, every model.
-* ``bits``: the digital deployment: NMSE vs bits per real (mu-law ``k128-mu{B}`` rates through
-  the services over an ideal link) and mu-law vs uniform quantization of the same codewords.
+* ``link`` also gives the digital deployment: NMSE vs bits per real (uniform ``k128-u{B}``
+  rates through the services over an ideal link); ``quantizer``: mu-law vs uniform
+  quantization of the same CLLWCsiNet codewords (offline).
 * ``int8``: int8 vs fp32 UE encoder: NMSE, file size, latency at batch 1, throughput at 256.
 * ``decoder``: the BS decoder in fp32 vs dynamically quantized (``torch.ao`` int8 Linear):
   size, speed and NMSE.
@@ -55,6 +56,7 @@ LABEL = {
 }
 NOISE_SNRS = [-5, 0, 5, 10, 15, 20, 25, 30, 35, 40]
 BITS = [2, 3, 4, 5, 6, 8]
+DIGITAL_BITS = 3  # the digital deployment's bits per real (chosen from the "bits" sweep)
 OUT = ROOT / "docs" / "bench" / "cllw.json"
 DOC = ROOT / "docs" / "cllwcsinet.md"
 
@@ -117,12 +119,12 @@ def section_table(n: int) -> dict[str, Any]:
             mid = model_id(m, cr)
             b = find(mid)
             k = b.manifest.rates[0].name
-            rows = _offline(b, truth, [k, f"{k}-mu4"])
+            rows = _offline(b, truth, [k, f"{k}-u{DIGITAL_BITS}"])
             out["models"][mid] = {
                 **bundle_complexity(b),
                 "nmse_db": rows[0]["nmse_db_ad"],
                 "sgcs": rows[0]["sgcs"],
-                "nmse_db_mu4": rows[1]["nmse_db_ad"],
+                "nmse_db_digital": rows[1]["nmse_db_ad"],
                 "training": _training(b),
             }
             print(f"  table {mid}: {rows[0]['nmse_db_ad']:.2f} dB", file=sys.stderr)
@@ -172,7 +174,7 @@ def section_link(n: int) -> dict[str, Any]:
                 svc.addrs,
             )
             out["bits"][m] = _run(
-                _scenario(f"bits-{m}", "cost", b, [k] + [f"{k}-mu{q}" for q in BITS], n, {"ideal": True}),
+                _scenario(f"bits-{m}", "cost", b, [k] + [f"{k}-u{q}" for q in BITS], n, {"ideal": True}),
                 svc.addrs,
             )
     return out
@@ -184,21 +186,24 @@ def section_quantizer(n: int) -> dict[str, Any]:
     from models.registry import load_bs_decoder
     from shared import metrics
     from shared.ue_encoder import UeEncoder
-    from shared.wire import MuLawSymbolsCodec
+    from shared.wire import MuLawSymbolsCodec, UniformSymbolsCodec
 
     b = find(model_id("cllw", 8))
     truth = _truth("cost", n)
     enc = UeEncoder.from_bundle(b, threads=1)
     dec = load_bs_decoder(b, "cpu")
     z = enc.latents(truth.x_ad)
-    out: dict[str, Any] = {"n": len(z), "mulaw50_clip3": {}, "uniform_clip3": {}, "uniform_clip2": {}}
-    for key, mu, clip in (
-        ("mulaw50_clip3", 50.0, 3.0),
-        ("uniform_clip3", 1e-4, 3.0),
-        ("uniform_clip2", 1e-4, 2.0),
-    ):
+    s = b.manifest.latent_size // 2
+    codecs = {
+        "mulaw50_clip3": lambda q: MuLawSymbolsCodec(s, q, 50.0, 3.0),
+        "uniform_clip3": lambda q: UniformSymbolsCodec(s, q, 3.0),
+        "uniform_clip2": lambda q: UniformSymbolsCodec(s, q, 2.0),
+    }
+    out: dict[str, Any] = {"n": len(z)}
+    for key, make in codecs.items():
+        out[key] = {}
         for q in BITS:
-            c = MuLawSymbolsCodec(b.manifest.latent_size // 2, q, mu, clip)
+            c = make(q)
             lat = np.stack([c.decode(c.encode(v), b.manifest.latent_size) for v in z])
             out[key][str(q)] = metrics.nmse_db(truth.x_ad, dec.decode_batch(lat, {}, None))
     return out
@@ -292,7 +297,7 @@ def section_decoder(n: int) -> dict[str, Any]:
                 "bytes": _state_bytes(mod),
                 "b1_ms": b1,
                 "b256_per_s": b256,
-                "quantized_linear": sum(1 for m in mod.modules() if "quantized" in type(m).__module__),
+                "quantized_modules": sum(1 for m in mod.modules() if "quantized" in type(m).__module__),
             }
         dec.decoder = fp32
         out["models"][mid] = row
@@ -344,10 +349,10 @@ def render(doc: dict[str, Any]) -> str:
             "### Table III: parameters, multiply-accumulates, NMSE (COST2100-shaped profile)",
             "",
             f"Test split, {t['n']} samples, int8 UE encoders, clean codeword (analog, ideal link); "
-            f"'4-bit' = the same codeword sent as 4-bit mu-law reals on the digital path. Budget "
-            f"per model: {any_b.get('budget_minutes')} {any_b.get('budget_clock')}-minutes, 1 thread.",
+            f"'digital' = the same codeword sent as {DIGITAL_BITS}-bit uniform reals on the digital path. "
+            f"Budget per model: {any_b.get('budget_minutes')} {any_b.get('budget_clock')}-minutes, 1 thread.",
             "",
-            "| CR | model | params | MACs | UE params | UE MACs | NMSE dB | 4-bit NMSE dB | samples seen |",
+            "| CR | model | params | MACs | UE params | UE MACs | NMSE dB | digital NMSE dB | samples seen |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for cr in CRS:
@@ -358,7 +363,7 @@ def render(doc: dict[str, Any]) -> str:
                 L.append(
                     f"| {cr} | {LABEL[m]} | {_k(r['params'])} | {_k(r['macs'])} | "
                     f"{_k(r['encoder_params'])} | {_k(r['encoder_macs'])} | {_f(r['nmse_db'])} | "
-                    f"{_f(r['nmse_db_mu4'])} | "
+                    f"{_f(r['nmse_db_digital'])} | "
                     f"{r['training'].get('samples_seen') or 0:,} |"
                 )
         L.append("")
@@ -385,11 +390,11 @@ def render(doc: dict[str, Any]) -> str:
         ]
         for m in MODELS:
             rows = {str(r["rate"]): r["nmse_db_ad"] for r in lk["bits"].get(m, [])}
-            ana = next((v for k, v in rows.items() if "-mu" not in k), None)
+            ana = next((v for k, v in rows.items() if "-u" not in k), None)
             L.append(
                 f"| {LABEL[m]} | {_f(ana)} | "
                 + " | ".join(
-                    _f(next((v for k, v in rows.items() if k.endswith(f"-mu{q}")), None)) for q in BITS
+                    _f(next((v for k, v in rows.items() if k.endswith(f"-u{q}")), None)) for q in BITS
                 )
                 + " |"
             )
@@ -437,15 +442,14 @@ def render(doc: dict[str, Any]) -> str:
             "",
             f"{dq['n']} test samples, clean codeword, 1 thread.",
             "",
-            "| model | NMSE fp32 | NMSE dyn-int8 | size fp32 | size dyn-int8 | b1 fp32 ms | b1 dyn ms | "
-            "b256 fp32 /s | b256 dyn /s |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| model | variant | NMSE dB | size | batch-1 ms | batch-256 reports/s | quantized modules |",
+            "|---|---|---|---|---|---|---|",
         ]
         for mid, r in dq["models"].items():
             for var, v in r.items():
                 L.append(
                     f"| {mid} | {var} | {_f(v['nmse_db'])} | {v['bytes'] / 1e3:.0f} kB | {v['b1_ms']:.2f} | "
-                    f"{v['b256_per_s']:,.0f} |"
+                    f"{v['b256_per_s']:,.0f} | {v['quantized_modules']} |"
                 )
         L.append("")
     xp = doc.get("xprofile")

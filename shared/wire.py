@@ -300,7 +300,7 @@ class MuLawSymbolsCodec(WireCodec):
 
     def decode(self, payload: Bits | np.ndarray, latent_size: int) -> np.ndarray:
         if not isinstance(payload, Bits):
-            raise InvalidInput("mulaw-symbols codec expects a bitstream payload, got symbols")
+            raise InvalidInput(f"{self.kind} codec expects a bitstream payload, got symbols")
         want = self.payload_size(latent_size)
         if payload.n_bits != want:
             raise InvalidInput(f"bitstream has {payload.n_bits} bits, this model sends {want}")
@@ -310,7 +310,29 @@ class MuLawSymbolsCodec(WireCodec):
         return z
 
 
-_KINDS = {"uniform", "mulaw", "vq", "analog", "mulaw-symbols"}
+class UniformSymbolsCodec(MuLawSymbolsCodec):
+    """As :class:`MuLawSymbolsCodec` without the companding: each real part of the unit-power
+    symbols divided by ``clip`` and quantized uniformly to ``bits`` bits (midrise, cells over
+    ``[-clip, clip]``). For latents whose reals are near-Gaussian (a codeword trained under
+    noise), where mu-law spends its levels on a peak the data does not have.
+
+    >>> c = UniformSymbolsCodec(symbols=2, bits=6)
+    >>> z = np.array([1.0, -1.0, 0.5, 0.25, 9.0, 9.0], np.float32)
+    >>> c.encode(z).n_bits, [round(float(v), 2) for v in c.decode(c.encode(z), 6)]
+    (24, [0.89, -0.89, 0.42, 0.23, 0.0, 0.0])
+    """
+
+    kind = "uniform-symbols"
+
+    def __init__(self, symbols: int, bits: int, clip: float = 3.0) -> None:
+        super().__init__(symbols, bits, 50.0, clip)
+        self.q = UniformCodec(bits, -1.0, 1.0)
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "symbols": self.symbols, "bits": self.q.bits, "clip": self.clip}
+
+
+_KINDS = {"uniform", "mulaw", "vq", "analog", "mulaw-symbols", "uniform-symbols"}
 
 
 def from_spec(spec: dict[str, Any], bundle_dir: str | Path | None = None) -> WireCodec:
@@ -323,6 +345,8 @@ def from_spec(spec: dict[str, Any], bundle_dir: str | Path | None = None) -> Wir
             return MuLawCodec(spec["bits"], spec.get("mu", 50.0))
         if kind == "analog":
             return AnalogCodec(spec.get("symbols"))
+        if kind == "uniform-symbols":
+            return UniformSymbolsCodec(spec["symbols"], spec["bits"], spec.get("clip", 3.0))
         if kind == "mulaw-symbols":
             mu, clip = spec.get("mu", 50.0), spec.get("clip", 3.0)
             return MuLawSymbolsCodec(spec["symbols"], spec["bits"], mu, clip)

@@ -11,15 +11,25 @@ from evaluation.complexity import bundle_complexity, model_complexity  # noqa: E
 from models.registry import get_family, load_bs_decoder  # noqa: E402
 from shared.bundle import Bundle  # noqa: E402
 from shared.errors import InvalidInput  # noqa: E402
-from shared.wire import AnalogCodec, MuLawSymbolsCodec, from_spec  # noqa: E402
+from shared.wire import AnalogCodec, MuLawSymbolsCodec, UniformSymbolsCodec, from_spec  # noqa: E402
 
 # the paper's Table III: total parameters per (arch, latent, CR)
 PAPER_PARAMS = {
-    ("cllw", "conv", 4): 70_260, ("cllw", "conv", 8): 66_700, ("cllw", "conv", 16): 42_600,
-    ("csinet", "conv", 4): 17_900, ("csinet", "conv", 8): 10_710, ("csinet", "conv", 16): 7_120,
-    ("crnet", "conv", 4): 17_620, ("crnet", "conv", 8): 10_430, ("crnet", "conv", 16): 6_840,
-    ("csinet", "fc", 4): 2_103_000, ("csinet", "fc", 8): 1_054_000, ("csinet", "fc", 16): 530_000,
-    ("crnet", "fc", 4): 2_103_000, ("crnet", "fc", 8): 1_054_000, ("crnet", "fc", 16): 530_000,
+    ("cllw", "conv", 4): 70_260,
+    ("cllw", "conv", 8): 66_700,
+    ("cllw", "conv", 16): 42_600,
+    ("csinet", "conv", 4): 17_900,
+    ("csinet", "conv", 8): 10_710,
+    ("csinet", "conv", 16): 7_120,
+    ("crnet", "conv", 4): 17_620,
+    ("crnet", "conv", 8): 10_430,
+    ("crnet", "conv", 16): 6_840,
+    ("csinet", "fc", 4): 2_103_000,
+    ("csinet", "fc", 8): 1_054_000,
+    ("csinet", "fc", 16): 530_000,
+    ("crnet", "fc", 4): 2_103_000,
+    ("crnet", "fc", 8): 1_054_000,
+    ("crnet", "fc", 16): 530_000,
 }
 
 
@@ -68,10 +78,12 @@ def test_subtraction_denoiser_and_noise_in_training() -> None:
 def test_rates_and_wire() -> None:
     fam = get_family("cllwcsinet")
     rates = fam.rates({"cr": 8, "digital_bits": [4]})
-    assert [r["name"] for r in rates] == ["k128", "k128-mu4"]
+    assert [r["name"] for r in rates] == ["k128", "k128-u4"]
     assert rates[1]["bits"] == 128 * 2 * 4
     codec = from_spec(rates[1]["wire"])
-    assert isinstance(codec, MuLawSymbolsCodec) and codec.payload_size(256) == 1024
+    assert isinstance(codec, UniformSymbolsCodec) and codec.payload_size(256) == 1024
+    mu = fam.rates({"cr": 8, "digital_bits": [4], "digital_quantizer": "mulaw"})[1]
+    assert mu["name"] == "k128-mu4" and isinstance(from_spec(mu["wire"]), MuLawSymbolsCodec)
     assert isinstance(from_spec(fam.wire_spec({"cr": 4})), AnalogCodec)
 
 
@@ -82,6 +94,7 @@ def test_rates_and_wire() -> None:
         ({"cr": 8, "chans": [64, 32, 4]}, "channels"),
         ({"latent": "lstm"}, "latent"),
         ({"widht": 3}, "unknown"),
+        ({"digital_quantizer": "vq"}, "digital_quantizer"),
     ],
 )
 def test_bad_configs_are_named(cfg: dict, match: str) -> None:
@@ -104,13 +117,13 @@ def test_bundle_round_trip_analog_and_digital(cllw_bundle: Bundle) -> None:
     from training import data as ds
 
     m = cllw_bundle.manifest
-    assert m.family == "cllwcsinet" and [r.name for r in m.rates] == ["k128", "k128-mu3", "k128-mu6"]
+    assert m.family == "cllwcsinet" and [r.name for r in m.rates] == ["k128", "k128-u3", "k128-u6"]
     assert m.ue.config["int8_check"]["recipe"]
     x = ds.load_field(cllw_bundle.path.parent.parent / "tiny.h5", "test", "x_ad", n=16)
     enc = UeEncoder.from_bundle(cllw_bundle, threads=1)
     dec = load_bs_decoder(cllw_bundle, "cpu")
     out = {}
-    for rate in ("k128", "k128-mu3", "k128-mu6"):
+    for rate in ("k128", "k128-u3", "k128-u6"):
         payloads = enc.encode(x, rate)
         codec = from_spec(m.rate(rate).wire or m.ue.wire)
         z = np.stack([codec.decode(p, m.latent_size) for p in payloads])
@@ -121,7 +134,7 @@ def test_bundle_round_trip_analog_and_digital(cllw_bundle: Bundle) -> None:
     def err(h: np.ndarray) -> float:
         return float(np.linalg.norm(h - ref) / np.linalg.norm(ref))
 
-    assert err(out["k128-mu6"]) < err(out["k128-mu3"]) < 1.0
+    assert err(out["k128-u6"]) < err(out["k128-u3"]) < 1.0
     with pytest.raises(InvalidInput, match="latents"):
         dec.decode_batch(np.zeros((2, 100), np.float32), {}, None)
     cx = bundle_complexity(cllw_bundle)

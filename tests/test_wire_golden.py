@@ -100,3 +100,34 @@ def test_analog_awgn_noise_power_and_prefix() -> None:
     assert abs(float((n**2).sum(1).mean()) / 6 - 0.1) < 0.005  # N0 = 10^(-10/10) per complex symbol
     assert torch.all(y[:, 12:] == 0)
     assert torch.allclose((s[:, :12] ** 2).sum(1) / 6, torch.ones(4000), atol=1e-5)
+
+
+def test_wire_docstring_examples() -> None:
+    """The examples in shared/wire.py (every codec kind's round trip) run."""
+    import doctest
+
+    import shared.wire
+
+    result = doctest.testmod(shared.wire, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 5 and result.failed == 0
+
+
+def test_uniform_symbols_codec() -> None:
+    import numpy as np
+
+    from shared.errors import InvalidInput
+    from shared.wire import UniformSymbolsCodec, from_spec
+
+    c = from_spec({"kind": "uniform-symbols", "symbols": 8, "bits": 3, "clip": 3.0})
+    assert isinstance(c, UniformSymbolsCodec) and c.spec()["kind"] == "uniform-symbols"
+    z = np.random.default_rng(1).standard_normal(20).astype(np.float32)
+    bits = c.encode(z)
+    assert bits.n_bits == 8 * 2 * 3
+    back = c.decode(bits, 20)
+    assert np.all(back[16:] == 0) and np.all(np.abs(back[:16]) <= 3.0)
+    s = z[:16:2] + 1j * z[1:16:2]
+    ref = s / np.sqrt(np.mean(np.abs(s) ** 2))
+    got = back[:16:2] + 1j * back[1:16:2]
+    assert np.max(np.abs(got.real - ref.real)) <= 3.0 / 8 + 1e-6  # half a cell of 6/8
+    with pytest.raises(InvalidInput, match="bits"):
+        c.decode(Bits.from_array(np.zeros(47, np.uint8)), 20)

@@ -11,8 +11,9 @@ Deployments from one trained model (``rates``):
 
 * ``k{S}``: analog, the codeword as ``S = L / 2`` complex symbols at unit average power over
   the emulator's AWGN / fading path (the paper's noise model);
-* ``k{S}-mu{B}``: digital, the same normalized symbols mu-law companded and quantized to
-  ``B`` bits per real (``2 S B`` bits), sent as a bitstream (``shared.wire.MuLawSymbolsCodec``).
+* ``k{S}-u{B}``: digital, the same normalized symbols clipped and quantized uniformly to ``B``
+  bits per real (``2 S B`` bits), sent as a bitstream (``shared.wire.UniformSymbolsCodec``;
+  ``digital_quantizer: mulaw`` gives mu-law rates ``k{S}-mu{B}`` instead).
 
 Torch-free at import; the modules live in ``nets.py`` / ``model.py``.
 """
@@ -55,8 +56,11 @@ class CllwCsiNetFamily(LearnedFamily):
             "noise": True,  # codeword noise in training
             "snr_min": -5.0,
             "snr_max": 40.0,
-            # digital deployment: B bits per real of the power-normalized symbols, mu-law
+            # digital deployment: B bits per real of the power-normalized symbols, clipped at
+            # digital_clip; "uniform" (uniform-symbols wire, rates k{S}-u{B}) or "mulaw"
+            # (mulaw-symbols, k{S}-mu{B}): uniform measured better here (docs/cllwcsinet.md)
             "digital_bits": [2, 3, 4, 5, 6, 8],
+            "digital_quantizer": "uniform",
             "digital_mu": 50.0,
             "digital_clip": 3.0,
         }
@@ -69,6 +73,12 @@ class CllwCsiNetFamily(LearnedFamily):
             raise InvalidInput(f"cllwcsinet: arch must be cllw, csinet or crnet, got {c['arch']!r}")
         if c["chans"] is None and c["arch"] == "cllw" and c["latent"] == "conv":
             c["chans"] = CLLW_CHANS.get(int(c["cr"]))
+        if c["digital_quantizer"] not in ("uniform", "mulaw"):
+            from shared.errors import InvalidInput
+
+            raise InvalidInput(
+                f"cllwcsinet: digital_quantizer must be uniform or mulaw, got {c['digital_quantizer']!r}"
+            )
         if c["denoise_width"] is None:
             c["denoise_width"] = 52 if c["arch"] == "cllw" else 0
         return c
@@ -87,15 +97,17 @@ class CllwCsiNetFamily(LearnedFamily):
         c = self.full_config(config)
         s = self.symbols(c)
         out = [{"name": f"k{s}", "symbols": s, "wire": {"kind": "analog", "symbols": s}}]
+        mulaw = c["digital_quantizer"] == "mulaw"
         for b in c["digital_bits"]:
-            wire = {
-                "kind": "mulaw-symbols",
+            wire: dict[str, Any] = {
+                "kind": "mulaw-symbols" if mulaw else "uniform-symbols",
                 "symbols": s,
                 "bits": int(b),
-                "mu": float(c["digital_mu"]),
                 "clip": float(c["digital_clip"]),
             }
-            out.append({"name": f"k{s}-mu{b}", "bits": 2 * s * int(b), "wire": wire})
+            if mulaw:
+                wire["mu"] = float(c["digital_mu"])
+            out.append({"name": f"k{s}-{'mu' if mulaw else 'u'}{b}", "bits": 2 * s * int(b), "wire": wire})
         return out
 
     def build_model(self, config: dict[str, Any]) -> Any:

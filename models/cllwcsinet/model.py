@@ -13,15 +13,30 @@ from models.common.wire_torch import analog_awgn, power_normalize
 
 def build_encoder(c: dict[str, Any]) -> Encoder:
     return Encoder(
-        c["arch"], c["latent"], int(c["cr"]), int(c["nt"]), int(c["taps"]), c["chans"],
-        int(c["head_width"]), int(c["kernel"]), float(c["compand"]),
+        c["arch"],
+        c["latent"],
+        int(c["cr"]),
+        int(c["nt"]),
+        int(c["taps"]),
+        c["chans"],
+        int(c["head_width"]),
+        int(c["kernel"]),
+        float(c["compand"]),
     )
 
 
 def build_decoder(c: dict[str, Any]) -> Decoder:
     return Decoder(
-        c["arch"], c["latent"], int(c["cr"]), int(c["nt"]), int(c["taps"]), c["chans"],
-        int(c["kernel"]), int(c["denoise_width"]), int(c["refine_width"]), int(c["refine_blocks"]),
+        c["arch"],
+        c["latent"],
+        int(c["cr"]),
+        int(c["nt"]),
+        int(c["taps"]),
+        c["chans"],
+        int(c["kernel"]),
+        int(c["denoise_width"]),
+        int(c["refine_width"]),
+        int(c["refine_blocks"]),
     )
 
 
