@@ -10,34 +10,27 @@ from torch import nn
 from models.cllwcsinet.nets import Decoder, Encoder
 from models.common.wire_torch import analog_awgn, power_normalize
 
+ENCODER_KEYS = ("arch", "latent", "cr", "nt", "taps", "chans", "head_width", "kernel", "compand")
+DECODER_KEYS = (
+    "arch",
+    "latent",
+    "cr",
+    "nt",
+    "taps",
+    "chans",
+    "kernel",
+    "denoise_width",
+    "refine_width",
+    "refine_blocks",
+)
+
 
 def build_encoder(c: dict[str, Any]) -> Encoder:
-    return Encoder(
-        c["arch"],
-        c["latent"],
-        int(c["cr"]),
-        int(c["nt"]),
-        int(c["taps"]),
-        c["chans"],
-        int(c["head_width"]),
-        int(c["kernel"]),
-        float(c["compand"]),
-    )
+    return Encoder(**{k: c[k] for k in ENCODER_KEYS})
 
 
 def build_decoder(c: dict[str, Any]) -> Decoder:
-    return Decoder(
-        c["arch"],
-        c["latent"],
-        int(c["cr"]),
-        int(c["nt"]),
-        int(c["taps"]),
-        c["chans"],
-        int(c["kernel"]),
-        int(c["denoise_width"]),
-        int(c["refine_width"]),
-        int(c["refine_blocks"]),
-    )
+    return Decoder(**{k: c[k] for k in DECODER_KEYS})
 
 
 class CllwAE(nn.Module):
