@@ -18,6 +18,8 @@ Sections (``--only`` picks some):
 * ``decoder``: the BS decoder in fp32 vs dynamically quantized (``torch.ao`` int8 Linear):
   size, speed and NMSE.
 * ``xprofile``: generalization: CR 8 models trained on one profile, tested on the other.
+* ``clean``: diagnostic: CLLWCsiNet CR 4 / 16 trained with and without codeword noise
+  (``cllw-cr{4,16}-clean``), clean and over AWGN.
 
     .venv/bin/python benchmarks/bench_cllw.py                  # ~15 min on 2 cores
     .venv/bin/python benchmarks/bench_cllw.py --only noise --n 200
@@ -338,6 +340,23 @@ def section_xprofile(n: int) -> dict[str, Any]:
     return out
 
 
+CLEAN_SNRS = (None, 30.0, 20.0, 10.0, 0.0)
+
+
+def section_clean(n: int) -> dict[str, Any]:
+    """Diagnostic: CLLWCsiNet at CR 4 and 16 trained with and without codeword noise (same
+    budget), at a clean codeword and over AWGN (offline): what the noise training costs and buys."""
+    truth = _truth("cost", n)
+    out: dict[str, Any] = {"n": len(truth.x_ad), "models": {}}
+    for cr in (4, 16):
+        for mid in (model_id("cllw", cr), model_id("cllw", cr) + "-clean"):
+            b = find(mid)
+            rows = _offline(b, truth, [b.manifest.rates[0].name], CLEAN_SNRS)
+            out["models"][mid] = {"nmse_db": {str(r["snr_db"]): r["nmse_db_ad"] for r in rows}}
+            print(f"  clean {mid}: {out['models'][mid]}", file=sys.stderr)
+    return out
+
+
 # --------------------------------------------------------------------------- rendering
 
 
@@ -467,6 +486,20 @@ def render(doc: dict[str, Any]) -> str:
                     f"{v['b256_per_s']:,.0f} | {v['quantized_modules']} |"
                 )
         L.append("")
+    cl = doc.get("clean")
+    if cl:
+        keys = [str(v) for v in CLEAN_SNRS]
+        L += [
+            "### Diagnostic: trained with vs without codeword noise (CLLWCsiNet, NMSE dB)",
+            "",
+            f"{cl['n']} test samples, offline (int8 encoder, AWGN on the codeword), same 8-minute budget.",
+            "",
+            "| model | clean | " + " | ".join(f"{k[:-2]} dB" for k in keys[1:]) + " |",
+            "|---|---|" + "---|" * (len(keys) - 1),
+        ]
+        for mid, r in cl["models"].items():
+            L.append(f"| {mid} | " + " | ".join(_f(r["nmse_db"].get(k)) for k in keys) + " |")
+        L.append("")
     xp = doc.get("xprofile")
     if xp:
         L += [
@@ -504,7 +537,9 @@ def write_doc(doc: dict[str, Any], path: Path = DOC) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
-        "--only", action="append", choices=["table", "link", "quantizer", "int8", "decoder", "xprofile"]
+        "--only",
+        action="append",
+        choices=["table", "link", "quantizer", "int8", "decoder", "xprofile", "clean"],
     )
     ap.add_argument("--n", type=int, default=1000, help="test samples (offline sections)")
     ap.add_argument("--n-link", type=int, default=300, help="reports per point through the services")
@@ -519,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     from shared.provenance import provenance
 
     t0 = time.time()
-    only = a.only or ["table", "link", "quantizer", "int8", "decoder", "xprofile"]
+    only = a.only or ["table", "link", "quantizer", "int8", "decoder", "xprofile", "clean"]
     runs = {
         "table": lambda: section_table(a.n),
         "link": lambda: section_link(a.n_link),
@@ -527,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         "int8": lambda: section_int8(a.n),
         "decoder": lambda: section_decoder(a.n),
         "xprofile": lambda: section_xprofile(a.n),
+        "clean": lambda: section_clean(a.n),
     }
     for name in only:
         doc[name] = runs[name]()
