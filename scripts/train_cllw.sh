@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Train and export the cllwcsinet comparison (docs/cllwcsinet.md): CLLWCsiNet, CsiNet and CRNet
-# (convolutional and FC latents) at CR 4 / 8 / 16 on the COST2100-shaped profile, and the CR 8
-# models on cdl-c-fdd (suffix -cdl), all under the same budget.
+# (convolutional and FC latents) at CR 4 / 8 / 16 on the COST2100-shaped profile, the CR 8
+# models on cdl-c-fdd (suffix -cdl), all under the same budget, and two diagnostic CLLWCsiNets
+# trained without codeword noise (suffix -clean).
 #
 # Budget: MINUTES of CPU time per model (default 8, CLOCK=cpu), 1 torch thread, two trainings
 # side by side on the 2-core machine. Resumable: re-running continues each run from its last
 # checkpoint until its budget is used; finished runs are exported again. Bundles of SHIP go to
 # bundles/, the others to runs/cllw/bundles/ (benchmarks/bench_cllw.py reads both).
 #
-#   bash scripts/train_cllw.sh                       # everything (~80 min wall on 2 idle cores)
+#   bash scripts/train_cllw.sh                       # everything (~95 min wall on 2 idle cores)
 #   MINUTES=2 bash scripts/train_cllw.sh cllw-cr8    # one model, shorter
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,8 @@ ids=("$@")
 if [ ${#ids[@]} -eq 0 ]; then
   ids=(cllw-cr8 crnet-fc-cr8 csinet-fc-cr8 crnet-conv-cr8 csinet-conv-cr8 cllw-cr4 cllw-cr16 crnet-fc-cr4
        csinet-fc-cr4 crnet-conv-cr4 csinet-conv-cr4 crnet-fc-cr16 csinet-fc-cr16 crnet-conv-cr16
-       csinet-conv-cr16 cllw-cr8-cdl crnet-fc-cr8-cdl csinet-fc-cr8-cdl crnet-conv-cr8-cdl csinet-conv-cr8-cdl)
+       csinet-conv-cr16 cllw-cr8-cdl crnet-fc-cr8-cdl csinet-fc-cr8-cdl crnet-conv-cr8-cdl csinet-conv-cr8-cdl
+       cllw-cr4-clean cllw-cr16-clean)
 fi
 
 train_one() {
