@@ -371,10 +371,19 @@ def _k(v: int) -> str:
 def render(doc: dict[str, Any]) -> str:
     L: list[str] = []
     prov = doc.get("provenance", {})
-    L.append(
-        f"Measured by `{prov.get('command', 'python benchmarks/bench_cllw.py')}` "
-        f"(commit {str(prov.get('git_commit', '?'))[:10]}, {prov.get('created', '?')})."
-    )
+    secs = doc.get("sections", {})
+    if secs:
+        L.append("Measured by `python benchmarks/bench_cllw.py` (each section: the run that last wrote it):")
+        L.append("")
+        for name, v in secs.items():
+            L.append(
+                f"* `{name}`: `{v['command'].strip()}` at commit {str(v['git_commit'])[:10]}, {v['created']}"
+            )
+    else:
+        L.append(
+            f"Measured by `{prov.get('command', 'python benchmarks/bench_cllw.py')}` "
+            f"(commit {str(prov.get('git_commit', '?'))[:10]}, {prov.get('created', '?')})."
+        )
     L.append("")
     t = doc.get("table")
     if t:
@@ -567,6 +576,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name in only:
         doc[name] = runs[name]()
+        info = provenance()
+        doc.setdefault("sections", {})[name] = {
+            "command": "python benchmarks/bench_cllw.py "
+            + " ".join(argv if argv is not None else sys.argv[1:]),
+            "git_commit": info["git_commit"],
+            "created": info["created"],
+        }
         doc["provenance"] = {
             **provenance(),
             "command": "python benchmarks/bench_cllw.py "
