@@ -72,12 +72,26 @@ def _table(rows: list[Row], with_snr: bool) -> list[str]:
     return out
 
 
+#: a rate enters the headline only if it beats every cheaper rate of the same model by this much
+HEADLINE_MIN_GAIN_DB = 0.1
+
+
 def headline(rows: list[Row]) -> list[Row]:
-    """One row per (model, rate): digital rows as they are, analog rows at ``HEADLINE_SNR``."""
+    """Per model and kind (digital / analog at ``HEADLINE_SNR``), its rates from the cheapest up,
+    keeping a rate only when it is at least ``HEADLINE_MIN_GAIN_DB`` better than every cheaper
+    one of the same model: more payload for the same quality says nothing new (every rate is in
+    the per-task tables)."""
+    cand = [r for r in rows if r.symbols is None or r.snr_db == HEADLINE_SNR]
+    groups: dict[tuple[str, bool], list[Row]] = {}
+    for r in cand:
+        groups.setdefault((r.model, r.symbols is not None), []).append(r)
     out = []
-    for r in rows:
-        if r.symbols is None or r.snr_db == HEADLINE_SNR:
-            out.append(r)
+    for g in groups.values():
+        best = None
+        for r in sorted(g, key=lambda r: (r.bits or 0, r.symbols or 0)):
+            if best is None or r.nmse_db_ad < best - HEADLINE_MIN_GAIN_DB:
+                out.append(r)
+                best = r.nmse_db_ad if best is None else min(best, r.nmse_db_ad)
     return sorted(out, key=lambda r: (r.target, r.symbols is not None, r.bits or 0, r.symbols or 0, r.model))
 
 
@@ -117,7 +131,8 @@ def render(rows: list[Row], ctx: dict[str, Any], bundles: list[Bundle], plot_rel
         "",
         "## Headline",
         "",
-        f"Each model at each of its rates (analog at {HEADLINE_SNR:.0f} dB SNR).",
+        f"Each model at each of its rates (analog at {HEADLINE_SNR:.0f} dB SNR) that is at least "
+        f"{HEADLINE_MIN_GAIN_DB} dB better than its cheaper rates (all rates: the tables below).",
         "",
         "<!-- headline:start -->",
         *_table(headline(rows), with_snr=False),

@@ -145,3 +145,44 @@ def test_report_sections_per_training_dataset_and_readme_sync(
     assert text.startswith("intro\n<!-- headline:start -->\n| model |")
     assert text.endswith("<!-- headline:end -->\noutro\n")
     assert "old" not in text and "`tiny-csinet`" in text
+
+
+def test_headline_keeps_only_rates_that_gain() -> None:
+    """A model's rate enters the headline only when it beats its cheaper rates by 0.1 dB;
+    analog rows only at the headline SNR; other models are untouched."""
+    from evaluation.harness import Row
+    from evaluation.report import HEADLINE_SNR, headline
+
+    def row(model: str, bits: int | None, nmse: float, symbols: int | None = None, snr=None) -> Row:
+        return Row(
+            model,
+            "f",
+            f"r{bits or symbols}",
+            bits,
+            symbols,
+            snr,
+            10,
+            nmse,
+            None,
+            0.9,
+            0.8,
+            10,
+            "cropped",
+            "x",
+            0.1,
+            0.1,
+        )
+
+    rows = [
+        row("a", 512, -3.68),
+        row("a", 768, -3.92),
+        row("a", 1024, -3.97),
+        row("a", 2048, -4.00),
+        row("b", 64, -5.0),
+        row("b", 128, -5.05),
+        row("c", None, -6.0, 16, HEADLINE_SNR),
+        row("c", None, -6.05, 32, HEADLINE_SNR),
+        row("c", None, -9.0, 32, 20.0),
+    ]
+    got = [(r.model, r.bits or r.symbols) for r in headline(rows)]
+    assert got == [("b", 64), ("a", 512), ("a", 768), ("c", 16)]
