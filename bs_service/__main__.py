@@ -41,6 +41,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         default=None,
         help="dynamic: int8 Linear layers in the torch decoders (CPU)",
     )
+    p.add_argument(
+        "--srs-snr-db",
+        type=float,
+        default=None,
+        help="side information y_* as an SRS estimate at this SNR (dB); default: the true uplink CSI",
+    )
     p.add_argument("--max-batch", type=int, default=None, help="dynamic batching: largest decoder batch")
     p.add_argument(
         "--max-wait-ms", type=float, default=None, help="dynamic batching: longest wait for a batch"
@@ -59,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     setup_logging(getattr(args, "verbose", False))
     keys = ["host", "port", "datasets", "bundles", "bundle_roots", "device", "decoder_quant"]
-    keys += ["max_batch", "max_wait_ms"]
+    keys += ["max_batch", "max_wait_ms", "srs_snr_db"]
     settings = load_settings(BsSettings, args.config, "bs", {k: getattr(args, k) for k in keys})
     if settings.torch_threads:
         import torch

@@ -60,6 +60,11 @@ class BsSettings(BaseModel):
     #: Payload limits per report (beyond: RESOURCE_EXHAUSTED).
     max_bits: int = Field(1 << 20, ge=1)
     max_symbols: int = Field(1 << 16, ge=1)
+    #: The BS's own uplink CSI (side information y_*) as an SRS estimate at this SNR (dB):
+    #: white noise at this level relative to each sample's power, keyed by (srs_seed, world
+    #: sample) so a sample always gets the same estimate. None: the true uplink CSI.
+    srs_snr_db: float | None = Field(None, ge=-50.0, le=100.0)
+    srs_seed: int = Field(0, ge=0)
     #: SNR given to SNR-adaptive decoders when the report's is not finite (ideal link).
     #: None = the decoder's own default (its training range's top).
     ideal_snr_db: float | None = None

@@ -29,6 +29,7 @@ from bs_service.hooks import Fusion, Refiner, make_fusion, make_refiner
 from csilink.server_common import DatasetViews
 from shared.bundle import MANIFEST, Bundle, resolve
 from shared.errors import BundleError, CsilinkError, InvalidInput, ModelMismatch, NotFound, TooLarge
+from shared.estimation import estimation_noise, srs_key
 from shared.wire import Bits, from_spec
 
 log = logging.getLogger("csilink.bs")
@@ -301,6 +302,15 @@ class BsNode:
                 for k, i in enumerate(idx):
                     if not isinstance(out[i], BaseException):
                         out[i][name] = vals[k]
+        snr = self.settings.srs_snr_db
+        if snr is not None:  # the uplink CSI as the BS estimates it from SRS
+            for it, side in zip(items, out, strict=True):
+                if isinstance(side, BaseException):
+                    continue
+                for name in side:
+                    if name.startswith("y_"):
+                        key = srs_key(self.settings.srs_seed, it.key[0], it.key[1], it.key[2], name)
+                        side[name] = estimation_noise(np.asarray(side[name]), snr, key)
         return out
 
     def decode(self, items: list[Item], timeout_s: float) -> list[Outcome]:

@@ -82,6 +82,27 @@ def test_side_information_is_read_by_world_key(link_dataset, tiny_bundles, world
         node.close()
 
 
+def test_srs_estimation_noise_on_the_uplink_csi(link_dataset, tiny_bundles, world) -> None:
+    """srs_snr_db: the side information is a noisy estimate at that SNR, the same for a sample
+    on every read (keyed by the world sample), different between samples."""
+    did, ids, _, y, payloads = world
+    hooks = {"csinet-tiny": {"fusion": {"name": "test-y-probe"}}}
+    node = BsNode(BsSettings(datasets=[str(link_dataset)], device="cpu", hooks=hooks, srs_snr_db=10.0))
+    try:
+        node.load_model(str(tiny_bundles.digital))
+        YProbe.seen.clear()
+        assert all(o.error is None for o in node.decode(_items(did, ids, payloads), 30))
+        assert all(o.error is None for o in node.decode(_items(did, ids[::-1], payloads[::-1]), 30))
+        first, again = YProbe.seen[0], YProbe.seen[1][::-1]
+        assert np.array_equal(first, again)  # keyed: the same estimate on every read
+        err = np.mean(np.abs(first - y) ** 2, axis=(1, 2)) / np.mean(np.abs(y) ** 2, axis=(1, 2))
+        assert np.allclose(10 * np.log10(err), -10.0, atol=0.5)  # 1,024 entries: +-0.5 dB
+        n = first - y
+        assert not np.allclose(n[0], n[1])
+    finally:
+        node.close()
+
+
 def test_bs_never_reads_the_ue_measurement(link_dataset, tiny_bundles, world) -> None:
     did, ids, _, _, payloads = world
     hooks = {"csinet-tiny": {"fusion": {"name": "test-x-peek"}}}

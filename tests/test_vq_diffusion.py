@@ -89,3 +89,64 @@ def test_bundle_end_to_end(vq_bundle: Bundle) -> None:
         dec.decode_batch(lat, {"y_ad": np.full_like(truth.side["y_ad"], np.nan)}, None)
     rows = evaluate_bundle(vq_bundle, truth, seed=0)
     assert len(rows) == 1 and rows[0].target == "z" and np.isfinite(rows[0].nmse_db_ad)
+
+
+# -- the paper's baselines and references (same task / side-information interface)
+
+
+@pytest.mark.parametrize("arch", ["csinet", "crnet"])
+def test_baseline_rates_wire_and_side_information(arch: str) -> None:
+    fam = get_family("si-baseline")
+    cfg = {"arch": arch, "latent": 21, "bits": 6}
+    assert fam.rates(cfg) == [{"name": "b126", "bits": 126}]
+    assert fam.wire_spec(cfg) == {"kind": "uniform", "bits": 6, "lo": -1.0, "hi": 1.0}
+    assert fam.fields(cfg) == ("x_ad", "y_ad", "z_ad") and fam.bs_needs(cfg) == ["y_ad"]
+    m = fam.build_model(cfg).eval()
+    x = torch.randn(4, 2, 32, 32)
+    z = m.encoder(x)
+    assert z.shape == (4, 21) and float(z.detach().abs().max()) <= 1.0  # tanh: the quantizer's range
+    y = torch.randn(4, 2, 32, 32)
+    with torch.no_grad():
+        assert not torch.allclose(m.decoder(z, y), m.decoder(z, torch.zeros_like(y)))
+    with pytest.raises(ValueError, match="uplink"):
+        m.decoder(z, None)
+    with pytest.raises(InvalidInput, match="arch"):
+        fam.full_config({"arch": "cllw"})
+
+
+def test_baseline_bundle_end_to_end(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """6-bit uniform tanh latents through the real wire, decoded with the BS's y_ad, scored vs z."""
+    from evaluation.harness import evaluate_bundle, load_truth
+    from shared.ue_encoder import UeEncoder
+    from training.testing import tiny_bundle
+
+    b = tiny_bundle(tmp_path_factory.mktemp("si"), "si-baseline", seconds=2.0)
+    m = b.manifest
+    assert m.target.field == "z" and m.bs.needs == ["y_ad"] and m.ue.wire["kind"] == "uniform"
+    truth = load_truth(b.path.parent.parent / "tiny.h5", "test", 10, {"y_ad"})
+    payloads = UeEncoder.from_bundle(b, threads=1).encode(truth.x_ad, "b48")
+    assert all(p.n_bits == 48 for p in payloads)
+    codec = from_spec(m.ue.wire, b.path)
+    lat = np.stack([codec.decode(p, m.latent_size) for p in payloads])
+    h = load_bs_decoder(b, "cpu").decode_batch(lat, {"y_ad": truth.side["y_ad"]}, None)
+    assert h.shape == (10, 32, 32) and np.all(np.isfinite(h))
+    rows = evaluate_bundle(b, truth, seed=0)
+    assert rows[0].target == "z" and rows[0].bits == 48 and np.isfinite(rows[0].nmse_db_ad)
+
+
+def test_reference_predictor_inputs_and_no_export(tmp_path: pytest.TempPathFactory) -> None:
+    fam = get_family("si-reference")
+    small = {"base": 4, "mults": [1, 2]}
+    xy = fam.build_model({**small, "inputs": "xy"})
+    batch = torch.randn(3, 6, 32, 32)
+    assert fam.inputs(xy, batch).shape == (3, 4, 32, 32)
+    torch.testing.assert_close(fam.target(xy, batch), batch[:, 4:6])
+    with torch.no_grad():  # zero-initialized output layer: the x-fed predictor starts at x
+        torch.testing.assert_close(xy(fam.inputs(xy, batch)), batch[:, 0:2])
+    y_only = fam.build_model({**small, "inputs": "y"})
+    assert fam.inputs(y_only, batch).shape == (3, 2, 32, 32)
+    torch.testing.assert_close(fam.inputs(y_only, batch), batch[:, 2:4])
+    with pytest.raises(InvalidInput, match="inputs"):
+        fam.full_config({"inputs": "z"})
+    with pytest.raises(InvalidInput, match="not exported"):
+        fam.export(tmp_path, tmp_path)

@@ -58,3 +58,5 @@ def tiny_bundle(
         cfg["train"]["init_from"] = str(folder / f"run-{ae.model_id}" / "best.pt")
     train(cfg, data, run, minutes=seconds / 60.0, threads=1, progress=False)
     return export_run(run, folder / "bundles" / mid, model_id=mid, calib_n=64, force=True)
+TINY_MODEL["si-baseline"] = {"latent": 8, "bits": 6, "blocks": 1}
+TINY_MODEL["si-reference"] = {"base": 4, "mults": [1, 2]}

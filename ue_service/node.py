@@ -23,6 +23,8 @@ import numpy as np
 from csilink.server_common import DatasetViews
 from shared.bundle import MANIFEST, Bundle, resolve
 from shared.errors import CsilinkError, InvalidInput, ModelMismatch, NotFound
+from shared.estimation import CSI_RS_STREAM
+from shared.estimation import estimation_noise as _estimation_noise
 from shared.wire import Bits
 from ue_service.config import UeSettings
 
@@ -30,7 +32,7 @@ log = logging.getLogger("csilink.ue")
 
 #: Last word of the SeedSequence key of the estimation noise (the channel emulator's streams
 #: use 0..3 with the same (seed, ue_id, seq) prefix, so the UE's draw never coincides).
-ESTIMATION_STREAM = 1000
+ESTIMATION_STREAM = CSI_RS_STREAM
 
 
 @dataclass
@@ -84,11 +86,7 @@ def estimation_noise(x: np.ndarray, snr_db: float, seed: int, ue_id: int, seq: i
     :input x: ``[Nt, T]`` complex64
     :output: ``[Nt, T]`` complex64
     """
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(ue_id), int(seq), ESTIMATION_STREAM]))
-    p = float(np.mean(np.abs(x) ** 2))
-    sigma = np.sqrt(p * 10.0 ** (-snr_db / 10.0) / 2.0)
-    n = rng.standard_normal(x.shape + (2,)).astype(np.float32) * np.float32(sigma)
-    return (x + (n[..., 0] + 1j * n[..., 1])).astype(np.complex64)
+    return _estimation_noise(x, snr_db, [seed, ue_id, seq, ESTIMATION_STREAM])
 
 
 class UeDatasets(DatasetViews):

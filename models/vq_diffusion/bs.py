@@ -1,4 +1,4 @@
-"""The BS half of a vq-diffusion bundle: codewords (from the VQ wire) + the BS's own uplink CSI."""
+"""The BS half of the side-information families: wire-decoded latents + the BS's own uplink CSI."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from shared.errors import InvalidInput
 from shared.transforms import complex_to_real, real_to_complex
 
 
-class VqDiffusionBsDecoder(TorchBsDecoder):
+class SideInfoBsDecoder(TorchBsDecoder):
     """``decode_batch(codewords [B, 64 D], {"y_ad": complex [B, Nt, T]}, snr) -> [B, Nt, T]``.
 
     ``y_ad`` is unnormalized (as the BS reads it from the world); it is scaled by the bundle's
