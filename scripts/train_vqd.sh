@@ -25,7 +25,7 @@ mkdir -p "$RUNS/bundles"
 ids=("$@")
 if [ ${#ids[@]} -eq 0 ]; then
   ids=(vqd-b128 si-csinet-b126 vqd-b64 si-csinet-b66 vqd-b192 si-csinet-b192 vqd-b128-nosi si-crnet-b126
-       ref-xy vqd-b128-umi ref-y vqd-b128-ulcopy si-csinet-b126-umi vqd-b128-recon si-csinet-b126-ulcopy)
+       ref-xy vqd-b128-umi ref-x vqd-b128-ulcopy si-csinet-b126-umi vqd-b128-recon si-csinet-b126-ulcopy)
 fi
 
 train_one() {

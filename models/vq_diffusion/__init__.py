@@ -89,6 +89,10 @@ class VqDiffusionFamily(_SideInfoTask):
             "loss_w_min": 0.0,
             "loss_w_max": 1e9,
             "eta": 4.5e-4,  # weight of the VQ loss (the paper's)
+            # what the U-Net is trained on: "noise" (the paper's z_t = sqrt(abar) z + sqrt(1 -
+            # abar) eps at a random t) or "sampler" (the states of the BS's own DDIM run from
+            # zeros at a random step, which carry no noise: docs/vq_diffusion.md measures both)
+            "train_inputs": "noise",
             "compand": 0.5,  # signed square root of the input (int8 encoder, as every family)
             "nt": 32,
             "taps": 32,
@@ -102,6 +106,8 @@ class VqDiffusionFamily(_SideInfoTask):
         nv = int(c["codebook_size"])
         if nv < 2 or nv & (nv - 1):
             raise InvalidInput(f"vq-diffusion: codebook_size must be a power of two >= 2, got {nv}")
+        if c["train_inputs"] not in ("noise", "sampler"):
+            raise InvalidInput(f"vq-diffusion: train_inputs must be noise or sampler, got {c['train_inputs']!r}")
         if len(c["widths"]) != 2:
             raise InvalidInput(f"vq-diffusion: widths must hold two entries, got {c['widths']}")
         return c

@@ -181,13 +181,40 @@ class VqDiffusion(nn.Module):
         cond = self.decoder.condition(q, side)
         sched = self.decoder.sched
         b = x.shape[0]
-        t = torch.randint(1, sched.T + 1, (b,), generator=generator)
-        eps = torch.randn(target.shape, generator=generator)
-        z_t = forward_noise(sched, target, t, eps)
+        if self.cfg["train_inputs"] == "sampler":
+            t, z_t = self._sampler_inputs(cond, b, generator)
+        else:  # the paper's: z_t = sqrt(abar_t) target + sqrt(1 - abar_t) eps
+            t = torch.randint(1, sched.T + 1, (b,), generator=generator)
+            eps = torch.randn(target.shape, generator=generator)
+            z_t = forward_noise(sched, target, t, eps)
         x0 = self.decoder.unet(z_t, cond, t)
         w = loss_weight(sched, t, float(self.cfg["loss_w_min"]), float(self.cfg["loss_w_max"]))
         err = ((x0 - target) ** 2).flatten(1).sum(1) / (target**2).flatten(1).sum(1).clamp_min(1e-12)
         return (w * err).mean() + float(self.cfg["eta"]) * vq, x0
+
+    @torch.no_grad()
+    def _sampler_inputs(
+        self, cond: torch.Tensor, b: int, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each sample at one of the BS's DDIM steps (from zeros), with the state the sampler
+        itself would be in there (the current network's own trajectory, no gradient): what
+        the decoder sees at inference, where a deterministic start carries no noise."""
+        dec = self.decoder
+        times = dec.sched.steps(dec.steps)
+        c = cond.detach()
+        z = torch.zeros(b, 2, c.shape[2], c.shape[3], dtype=c.dtype, device=c.device)
+        states = []
+        for i, t in enumerate(times):
+            states.append(z)
+            if i + 1 == len(times):
+                break
+            x0 = dec.unet(z, c, torch.full((b,), t, dtype=torch.long, device=c.device))
+            at, as_ = float(dec.sched.abar[t]), float(dec.sched.abar[times[i + 1]])
+            e = (z - at**0.5 * x0) / max(1 - at, 1e-12) ** 0.5
+            z = as_**0.5 * x0 + (1 - as_) ** 0.5 * e
+        k = torch.randint(0, len(times), (b,), generator=generator)
+        z_t = torch.stack(states)[k, torch.arange(b)]
+        return torch.tensor(times, dtype=torch.long)[k].to(c.device), z_t
 
     def reconstruct(self, x: torch.Tensor, side: torch.Tensor | None) -> torch.Tensor:
         q, _, _ = self.codebook(self.encoder(x))
