@@ -21,9 +21,9 @@ from shared.errors import InvalidInput
 DIGITAL, ANALOG = "csinet-tiny", "csinet-jscc-tiny"
 
 
-def _in_process(bundle_path, x_ad: np.ndarray, rate: str):
+def _in_process(bundle_path, x_ad: np.ndarray, rate: str, side: dict | None = None):
     """What the UE and BS compute for ``x_ad``, in this process (no gRPC, no channel), the
-    bundle's own BS refinement included."""
+    bundle's own BS refinement included; ``side``: the BS's side information by field."""
     from bs_service.hooks import make_refiner
     from models.registry import load_bs_decoder
     from shared.bundle import Bundle
@@ -39,16 +39,18 @@ def _in_process(bundle_path, x_ad: np.ndarray, rate: str):
         z = np.stack([codec.decode(p, m.latent_size) for p in payloads])
     except InvalidInput:  # a wire kind only its family knows (type2): the decoder unpacks it
         z = np.stack([decoder.unpack(p) for p in payloads])
-    h = decoder.decode_batch(z, {}, None)
-    return payloads, make_refiner(m.bs.refinement, b, decoder).refine(h, z, {}, None)
+    side = {k: v for k, v in (side or {}).items() if k in m.bs.needs}
+    h = decoder.decode_batch(z, side, None)
+    return payloads, make_refiner(m.bs.refinement, b, decoder).refine(h, z, side, None)
 
 
-def _truth(link, keys) -> np.ndarray:
+def _truth(link, keys, field: str = "x_ad") -> np.ndarray:
     from shared.dataset import open_dataset
 
     with open_dataset(link.dataset) as ds:
-        sp = ds.truth_view().split(keys[0][1])
-        return sp.read("x_ad", np.array([sp.index_of(k[2]) for k in keys]))
+        view = ds.bs_view() if field.startswith("y_") else ds.truth_view()
+        sp = view.split(keys[0][1])
+        return sp.read(field, np.array([sp.index_of(k[2]) for k in keys]))
 
 
 def test_ue_module_never_imports_torch() -> None:
@@ -264,7 +266,7 @@ def test_trained_bundles_through_the_link(link) -> None:
         )
     c = link.client
     keys = link.keys(8)
-    x = _truth(link, keys)
+    x, y = _truth(link, keys), _truth(link, keys, "y_ad")
     for b in bundles:
         loaded = c.load_model(str(b.path), make_default=False)
         assert loaded["ue"].version == loaded["bs"].version == b.version
@@ -272,7 +274,7 @@ def test_trained_bundles_through_the_link(link) -> None:
             rate = b.manifest.rates[0].name
             out = c.send(keys, model_id=b.model_id, rate=rate, ue_id=11, seqs=range(8))
             assert all(o.ok for o in out), [o.message for o in out]
-            _, h_ref = _in_process(b.path, x, rate)
+            _, h_ref = _in_process(b.path, x, rate, {"y_ad": y})
             h = np.stack([o.h_ad for o in out])
             assert np.linalg.norm(h - h_ref) / np.linalg.norm(h_ref) < 1e-4, b.model_id
         finally:

@@ -150,3 +150,29 @@ def test_reference_predictor_inputs_and_no_export(tmp_path: pytest.TempPathFacto
         fam.full_config({"inputs": "z"})
     with pytest.raises(InvalidInput, match="not exported"):
         fam.export(tmp_path, tmp_path)
+
+
+def test_sampler_inputs_are_the_bs_ddim_states() -> None:
+    """train_inputs: sampler trains each step on the state the BS's DDIM run from zeros is in."""
+    from models.diffusion.sampler import ddim_x0
+
+    fam = get_family("vq-diffusion")
+    m = fam.build_model({**SMALL, "train_inputs": "sampler", "loss_w_min": 1.0, "loss_w_max": 1.0}).eval()
+    torch.nn.init.normal_(m.decoder.unet.out[-1].weight, std=0.1)
+    dec = m.decoder
+    cond = dec.condition(torch.randn(8, 64 * 8), torch.randn(8, 2, 32, 32)).detach()
+    t, z_t = m._sampler_inputs(cond, 8, torch.Generator().manual_seed(0))
+    times = dec.sched.steps(dec.steps)
+    assert set(t.tolist()) <= set(times)
+    for i in range(8):  # the state at step t_i: DDIM from zeros run down to t_i
+        k = times.index(int(t[i]))
+        seen: list[torch.Tensor] = []
+
+        def probe(z, tt, i=i):
+            seen.append(z[i].clone())
+            return dec.unet(z, cond, tt)
+
+        ddim_x0(probe, torch.zeros(8, 2, 32, 32), dec.sched, times)
+        torch.testing.assert_close(z_t[i], seen[k], atol=1e-5, rtol=1e-5)
+    with pytest.raises(InvalidInput, match="train_inputs"):
+        fam.full_config({"train_inputs": "teacher"})
