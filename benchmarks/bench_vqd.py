@@ -143,7 +143,15 @@ def run_bundle(
 
 def training(b: Any) -> dict[str, Any]:
     t = b.manifest.training
-    keys = ("dataset", "budget_minutes", "budget_clock", "cpu_minutes", "wall_minutes", "samples_seen", "epochs")
+    keys = (
+        "dataset",
+        "budget_minutes",
+        "budget_clock",
+        "cpu_minutes",
+        "wall_minutes",
+        "samples_seen",
+        "epochs",
+    )
     return {k: t.get(k) for k in keys}
 
 
@@ -245,7 +253,10 @@ def section_side(n: int) -> dict[str, Any]:
         for s in SRS_SNRS:
             did = b.manifest.training.get("dataset_id", "")
             ys = np.stack(
-                [estimation_noise(y[i], s, srs_key(0, did, "test", int(sid), "y_ad")) for i, sid in enumerate(t.sample_ids)]
+                [
+                    estimation_noise(y[i], s, srs_key(0, did, "test", int(sid), "y_ad"))
+                    for i, sid in enumerate(t.sample_ids)
+                ]
             )
             rows[f"SRS estimate at {s:g} dB"] = run_bundle(b, t, y=ys)
         rows["no uplink CSI (zeros)"] = run_bundle(b, t, y=np.zeros_like(y))
@@ -416,25 +427,34 @@ def render(doc: dict[str, Any]) -> str:
                 tr = r.get("training") or {}
                 L.append(
                     f"| {label} | {mid} | {r['bits']} | {_f(r['nmse_db'])} | {_f(r['sgcs'], 3)} | "
-                    f"{r.get('params') or '-'} | {_f(tr.get('cpu_minutes'), 1)} | {tr.get('samples_seen') or '-'} |"
+                    f"{r.get('params') or '-'} | {_f(tr.get('cpu_minutes'), 1)} | "
+                    f"{tr.get('samples_seen') or '-'} |"
                 )
         for mid, r in sorted(rd["type2"].items(), key=lambda kv: kv[1]["bits"]):
-            L.append(f"| Type II (codes x, scored vs z) | {mid} | {r['bits']} | {_f(r['nmse_db'])} | "
-                     f"{_f(r['sgcs'], 3)} | - | - | - |")
+            L.append(
+                f"| Type II (codes x, scored vs z) | {mid} | {r['bits']} | {_f(r['nmse_db'])} | "
+                f"{_f(r['sgcs'], 3)} | - | - | - |"
+            )
         for label, r in rd["refs"].items():
             tr = r.get("training") or {}
-            L.append(f"| reference | {label} | - | {_f(r['nmse_db'])} | {_f(r['sgcs'], 3)} | - | "
-                     f"{_f(tr.get('cpu_minutes'), 1)} | {tr.get('samples_seen') or '-'} |")
+            L.append(
+                f"| reference | {label} | - | {_f(r['nmse_db'])} | {_f(r['sgcs'], 3)} | - | "
+                f"{_f(tr.get('cpu_minutes'), 1)} | {tr.get('samples_seen') or '-'} |"
+            )
         L.append("")
         L.append(f"![rate-distortion](img/{FIG.name})")
         L.append("")
         if rd.get("util"):
-            L.append("Codebook utilization on the test split (index entropy: bits actually carried per vector):")
+            L.append(
+                "Codebook utilization on the test split (index entropy: bits actually carried per vector):"
+            )
             L.append("")
             L.append("| model | entries | used | entropy (bits / vector) |")
             L.append("|---|---:|---:|---:|")
             for mid, u in rd["util"].items():
-                L.append(f"| {mid} | {u['entries']} | {u['used']} | {_f(u['entropy_bits'])} of {u['max_bits']} |")
+                L.append(
+                    f"| {mid} | {u['entries']} | {u['used']} | {_f(u['entropy_bits'])} of {u['max_bits']} |"
+                )
             L.append("")
         best: dict[int, tuple[str, float]] = {}
         for label, rows in rd["methods"].items():
@@ -450,8 +470,10 @@ def render(doc: dict[str, Any]) -> str:
             L.append("")
             for mid, r in sorted(ours.items(), key=lambda kv: kv[1]["bits"]):
                 near = min(best, key=lambda b: abs(b - r["bits"]))
-                L.append(f"- {mid} ({r['bits']} bits): {_f(r['nmse_db'] - best[near][1])} dB vs "
-                         f"{best[near][0]} ({near} bits, {_f(best[near][1])} dB)")
+                L.append(
+                    f"- {mid} ({r['bits']} bits): {_f(r['nmse_db'] - best[near][1])} dB vs "
+                    f"{best[near][0]} ({near} bits, {_f(best[near][1])} dB)"
+                )
             L.append("")
 
     side = doc.get("side")
@@ -464,8 +486,10 @@ def render(doc: dict[str, Any]) -> str:
         for cond in next(iter(side["models"].values())):
             L.append(f"| {cond} | " + " | ".join(_f(side["models"][m][cond]["nmse_db"]) for m in mids) + " |")
         if side.get("nosi"):
-            L.append(f"| model trained without it (vqd-b128-nosi) | {_f(side['nosi']['nmse_db'])} |"
-                     + " |" * (len(mids) - 1))
+            L.append(
+                f"| model trained without it (vqd-b128-nosi) | {_f(side['nosi']['nmse_db'])} |"
+                + " |" * (len(mids) - 1)
+            )
         L.append("")
 
     ber = doc.get("ber")
@@ -486,7 +510,10 @@ def render(doc: dict[str, Any]) -> str:
         L.append("|---|---:|---:|---:|---:|")
         for mid, rows in link["models"].items():
             for r in rows:
-                L.append(f"| {mid} | {r['snr_db']} | {r['ber']:.2e} | {r['ok']} / {r['sent']} | {_f(r['nmse_db_ad'])} |")
+                L.append(
+                    f"| {mid} | {r['snr_db']} | {r['ber']:.2e} | {r['ok']} / {r['sent']} | "
+                    f"{_f(r['nmse_db_ad'])} |"
+                )
         L.append("")
 
     worlds = doc.get("worlds")

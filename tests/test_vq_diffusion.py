@@ -168,7 +168,7 @@ def test_sampler_inputs_are_the_bs_ddim_states() -> None:
         k = times.index(int(t[i]))
         seen: list[torch.Tensor] = []
 
-        def probe(z, tt, i=i):
+        def probe(z, tt, i=i, seen=seen):
             seen.append(z[i].clone())
             return dec.unet(z, cond, tt)
 

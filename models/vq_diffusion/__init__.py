@@ -107,7 +107,9 @@ class VqDiffusionFamily(_SideInfoTask):
         if nv < 2 or nv & (nv - 1):
             raise InvalidInput(f"vq-diffusion: codebook_size must be a power of two >= 2, got {nv}")
         if c["train_inputs"] not in ("noise", "sampler"):
-            raise InvalidInput(f"vq-diffusion: train_inputs must be noise or sampler, got {c['train_inputs']!r}")
+            raise InvalidInput(
+                f"vq-diffusion: train_inputs must be noise or sampler, got {c['train_inputs']!r}"
+            )
         if len(c["widths"]) != 2:
             raise InvalidInput(f"vq-diffusion: widths must hold two entries, got {c['widths']}")
         return c
