@@ -21,6 +21,7 @@ Sections (``--only`` picks some):
   emulator.
 * ``worlds``: the near-copy UL (shared ray phases) and the geometry-varying UMi NLOS world.
 * ``recon``: the reconstruction task (z = x, no side information) at ~128 bits.
+* ``budget``: vqd-b128 and si-csinet-b126 at 10 and 20 CPU-minutes (runs/vqd-x2).
 * ``speed``: BS decoding throughput on 2 CPU threads (4 U-Net passes) at batch 1 and 256.
 
     .venv/bin/python benchmarks/bench_vqd.py                  # ~15 min on 2 cores
@@ -336,6 +337,29 @@ def section_recon(n: int) -> dict[str, Any]:
     return out
 
 
+def section_budget(n: int) -> dict[str, Any]:
+    """The headline pair at twice the budget (runs of ``SHIP= MINUTES=20 RUNS=runs/vqd-x2
+    scripts/train_vqd.sh vqd-b128 si-csinet-b126``): does the gap close with training?"""
+    from shared.bundle import Bundle
+
+    t = truth("cdl", n)
+    out: dict[str, Any] = {"n": len(t.x_ad), "models": {}}
+    for mid in ("vqd-b128", "si-csinet-b126"):
+        rows = {}
+        for tag, folder in (("x1", None), ("x2", ROOT / "runs" / "vqd-x2" / "bundles" / mid)):
+            if folder is None:
+                b = find(mid)
+            elif (folder / "manifest.json").is_file():
+                b = Bundle.load(folder)
+            else:
+                print(f"  (no {folder}: budget x2 skipped)", file=sys.stderr)
+                b = None
+            if b is not None:
+                rows[tag] = {**run_bundle(b, t), "training": training(b)}
+        out["models"][mid] = rows
+    return out
+
+
 def section_speed(n: int) -> dict[str, Any]:
     import torch
 
@@ -548,6 +572,21 @@ def render(doc: dict[str, Any]) -> str:
             L.append(f"| {mid} | {r['family']} | {r['bits']} | {_f(r['nmse_db'])} | {_f(r['sgcs'], 3)} |")
         L.append("")
 
+    budget = doc.get("budget")
+    if budget:
+        L += ["### Twice the budget: the headline pair at 10 and 20 CPU-minutes", ""]
+        prov("budget")
+        L.append("| model | bits | budget (CPU-min) | samples seen | NMSE vs z (dB) |")
+        L.append("|---|---:|---:|---:|---:|")
+        for mid, rows in budget["models"].items():
+            for r in rows.values():
+                tr = r.get("training") or {}
+                L.append(
+                    f"| {mid} | {r['bits']} | {_f(tr.get('cpu_minutes'), 1)} | "
+                    f"{tr.get('samples_seen') or '-'} | {_f(r['nmse_db'])} |"
+                )
+        L.append("")
+
     speed = doc.get("speed")
     if speed:
         L += ["### BS decoding throughput (2 CPU threads)", ""]
@@ -573,7 +612,7 @@ def write_doc(doc: dict[str, Any], path: Path = DOC) -> None:
     path.write_text(f"{head}{BEGIN}\n{render(doc)}\n{END}{tail}")
 
 
-SECTIONS = ("rd", "side", "ber", "link", "worlds", "recon", "speed")
+SECTIONS = ("rd", "side", "ber", "link", "worlds", "recon", "budget", "speed")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -599,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
         "link": lambda: section_link(a.n_link),
         "worlds": lambda: section_worlds(a.n),
         "recon": lambda: section_recon(a.n),
+        "budget": lambda: section_budget(a.n),
         "speed": lambda: section_speed(a.n),
     }
     cmd = "python benchmarks/bench_vqd.py " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -13,12 +13,13 @@
 #
 #   bash scripts/train_vqd.sh                        # everything (~90 min wall on 2 idle cores)
 #   MINUTES=2 JOBS=1 bash scripts/train_vqd.sh vqd-b128
+#   SHIP= MINUTES=20 RUNS=runs/vqd-x2 bash scripts/train_vqd.sh vqd-b128 si-csinet-b126   # budget x2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export MINUTES=${MINUTES:-10} CLOCK=${CLOCK:-cpu} CSILINK=${CSILINK:-.venv/bin/csilink} RUNS=${RUNS:-runs/vqd}
 export CDL=${CDL:-data/generated/cdl-c-fdd.h5} ULCOPY=${ULCOPY:-data/generated/cdl-c-fdd-ulcopy.h5}
 export UMI=${UMI:-data/generated/umi-nlos.h5}
-export SHIP=" vqd-b64 vqd-b128 vqd-b192 si-csinet-b126 "
+export SHIP=${SHIP-" vqd-b64 vqd-b128 vqd-b192 si-csinet-b126 "}
 JOBS=${JOBS:-2}
 mkdir -p "$RUNS/bundles"
 
