@@ -27,7 +27,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
+# LLVM 19 for Sionna RT's ray tracing (a no-op once installed).
 venv: $(STAMP)
+	bash scripts/install_llvm.sh
 
 # gRPC code is generated from proto/ by grpcio-tools, never edited by hand.
 proto: venv
@@ -53,6 +55,7 @@ results: proto
 sample-data: venv
 	$(BIN)/csilink dataset generate --profile cdl-c-fdd --n-train 400 --n-val 100 --n-test 100 \
 		--sf-cap 16 --compress --seed 0 -o data/sample/cdl-c-fdd-sample.h5
+	$(BIN)/csilink dataset generate-rt --profile rt-street-sample -o data/sample/rt-street-sample.h5
 
 bundles: proto
 	bash scripts/train_shipped.sh

@@ -325,9 +325,12 @@ def _validate(path: Path, f: h5py.File) -> dict[str, Any]:
         if not isinstance(g, h5py.Group):
             raise DatasetError(f"{path}: /{s} is not a group")
         items = {k: d for k, d in g.items() if isinstance(d, h5py.Dataset)}  # one traversal
-        for req in ("sample_id", "x_ad"):
-            if req not in items:
-                raise DatasetError(f"{path}: /{s} is missing the {req!r} dataset")
+        if "sample_id" not in items:
+            raise DatasetError(f"{path}: /{s} is missing the 'sample_id' dataset")
+        # Angular-delay worlds carry x_ad; spatial-frequency-only worlds (ray traced, n_taps 0) x_sf.
+        if "x_ad" not in items and not (taps == 0 and "x_sf" in items):
+            raise DatasetError(f"{path}: /{s} is missing the 'x_ad' dataset"
+                               + (" (or 'x_sf' with n_taps 0)" if taps == 0 else ""))
         sid = items["sample_id"]
         n = sid.shape[0] if len(sid.shape) == 1 else -1
         if n < 0 or sid.dtype.kind not in "iu":
