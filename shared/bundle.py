@@ -108,7 +108,8 @@ class Manifest(BaseModel):
 
     def referenced_files(self) -> list[str]:
         names = [self.ue.encoder, self.ue.encoder_fp32, *self.bs.weights]
-        wire_files = [spec.get("codebook") for spec in [self.ue.wire, *(r.wire or {} for r in self.rates)]]
+        wire_files = [spec.get(key) for spec in [self.ue.wire, *(r.wire or {} for r in self.rates)]
+                      for key in ("codebook", "boundaries")]
         # weight files of the BS hooks (e.g. a refiner's denoiser), by the "weights" convention
         hook_files = []
         for hook in (self.bs.refinement, self.bs.fusion):

@@ -33,6 +33,19 @@ def nmse(h: np.ndarray, h_hat: np.ndarray) -> np.ndarray:
     return err / np.maximum(np.sum(np.abs(h) ** 2, axis=(-2, -1)), _EPS)
 
 
+def nmse_normalized(h: np.ndarray, h_hat: np.ndarray) -> np.ndarray:
+    """Per-sample ``|| H / ||H|| - H^ / ||H^|| ||_F^2`` (linear, in [0, 4]): the NMSE of a
+    scale-free codec that reconstructs only the channel's direction (the multi-modal family's
+    eq. 6). Equals :func:`nmse` when ``H^`` has the norm of ``H`` and the right phase."""
+    h, h_hat = _pair(h, h_hat)
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        n = np.sqrt(np.sum(np.abs(x) ** 2, axis=(-2, -1), keepdims=True))
+        return x / np.maximum(n, _EPS)
+
+    return np.sum(np.abs(unit(h) - unit(h_hat)) ** 2, axis=(-2, -1))
+
+
 def nmse_db(h: np.ndarray, h_hat: np.ndarray) -> float:
     """``10 log10 E[||H - H^||^2 / ||H||^2]`` over all leading dims.
 

@@ -332,7 +332,65 @@ class UniformSymbolsCodec(MuLawSymbolsCodec):
         return {"kind": self.kind, "symbols": self.symbols, "bits": self.q.bits, "clip": self.clip}
 
 
-_KINDS = {"uniform", "mulaw", "vq", "analog", "mulaw-symbols", "uniform-symbols"}
+_KINDS = {"uniform", "mulaw", "vq", "analog", "mulaw-symbols", "uniform-symbols", "thermometer"}
+
+
+class ThermometerCodec(WireCodec):
+    """Variable-rate thermometer quantization (``shared.thermometer``): the latent is ``N``
+    continuous features with ``2^bmax - 1`` trained ordered boundaries each (``boundaries.npy``,
+    ``[N, K]``). At ``bits`` total bits every feature gets the bits of
+    :func:`shared.thermometer.allocate_bits` and sends its level MSB first, features in index
+    order. ``decode`` returns ``z(s) / K``, the thermometer sum the decoder takes (eq. 15): its
+    value set tells each feature's resolution, so no rate field is needed by the decoder."""
+
+    kind = "thermometer"
+
+    def __init__(self, boundaries: np.ndarray, bits: int, boundaries_file: str | None = None) -> None:
+        from shared import thermometer as th
+
+        b = np.asarray(boundaries, dtype=np.float32)
+        if b.ndim != 2 or b.shape[1] < 1 or (b.shape[1] + 1) & b.shape[1]:
+            raise InvalidInput(f"thermometer boundaries must be [N, 2^bmax - 1], got {b.shape}")
+        if not np.all(np.isfinite(b)) or np.any(np.diff(b, axis=1) < 0):
+            raise InvalidInput("thermometer boundaries must be finite and ordered per feature")
+        self.boundaries, self.boundaries_file = b, boundaries_file
+        self.bmax = int(np.log2(b.shape[1] + 1))
+        try:
+            self.per_feature = th.allocate_bits(int(bits), b.shape[0], self.bmax)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        self.bits = int(bits)
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "boundaries": self.boundaries_file, "bits": self.bits}
+
+    def payload_size(self, latent_size: int) -> int:
+        return self.bits
+
+    def encode(self, latent: np.ndarray) -> Bits:
+        from shared import thermometer as th
+
+        z = _finite(latent, "latent").astype(np.float32).reshape(1, -1)
+        if z.shape[1] != self.boundaries.shape[0]:
+            raise InvalidInput(f"latent has {z.shape[1]} features, the quantizer {self.boundaries.shape[0]}")
+        levels = th.levels_from_features(z, self.boundaries, self.per_feature)
+        data, n = th.pack_levels(levels, self.per_feature, self.bmax)
+        return Bits(data, n)
+
+    def decode(self, payload: Bits | np.ndarray, latent_size: int) -> np.ndarray:
+        from shared import thermometer as th
+
+        if not isinstance(payload, Bits):
+            raise InvalidInput("thermometer codec expects a bitstream payload, got symbols")
+        if payload.n_bits != self.bits:
+            raise InvalidInput(f"bitstream has {payload.n_bits} bits, this rate sends {self.bits}")
+        if latent_size != self.boundaries.shape[0]:
+            raise InvalidInput(
+                f"latent size {latent_size} does not match {self.boundaries.shape[0]} features"
+            )
+        levels = th.unpack_levels(payload.data, payload.n_bits, self.per_feature, self.bmax)
+        therm = th.thermometer_from_levels(levels, self.per_feature, self.bmax)
+        return (therm.sum(-1) / therm.shape[-1]).reshape(-1).astype(np.float32)
 
 
 def from_spec(spec: dict[str, Any], bundle_dir: str | Path | None = None) -> WireCodec:
@@ -355,6 +413,11 @@ def from_spec(spec: dict[str, Any], bundle_dir: str | Path | None = None) -> Wir
                 raise InvalidInput("VQ wire spec needs the bundle folder to load its codebook")
             path = Path(bundle_dir) / spec["codebook"]
             return VQCodec(np.load(path, allow_pickle=False), spec["codebook"])
+        if kind == "thermometer":
+            if bundle_dir is None:
+                raise InvalidInput("thermometer wire spec needs the bundle folder to load its boundaries")
+            path = Path(bundle_dir) / spec["boundaries"]
+            return ThermometerCodec(np.load(path, allow_pickle=False), spec["bits"], spec["boundaries"])
     except KeyError as exc:
         raise InvalidInput(f"wire spec of kind {kind!r} lacks field {exc.args[0]!r}") from None
     raise InvalidInput(f"unknown wire kind {kind!r}; known: {sorted(_KINDS)}")

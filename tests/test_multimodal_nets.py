@@ -11,13 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from models.multimodal.levels import (
-    allocate_bits,
-    levels_from_features,
-    pack_levels,
-    thermometer_from_levels,
-    unpack_levels,
-)
 from models.multimodal.nets import (
     FusionRefiner,
     MultiModalCodec,
@@ -25,6 +18,13 @@ from models.multimodal.nets import (
     multi_rate_loss,
 )
 from models.multimodal.quantizer import ThermometerQuantizer, surrogate_thermometer
+from shared.thermometer import (
+    allocate_bits,
+    levels_from_features,
+    pack_levels,
+    thermometer_from_levels,
+    unpack_levels,
+)
 
 torch.set_num_threads(1)
 
@@ -165,7 +165,7 @@ def test_pack_unpack_roundtrip(b: int) -> None:
 
 
 def test_levels_module_is_torch_free() -> None:
-    code = "import sys, models.multimodal, models.multimodal.levels; assert 'torch' not in sys.modules"
+    code = "import sys, models.multimodal, shared.thermometer; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -38,6 +38,7 @@ log = logging.getLogger("csilink.train.multimodal")
 
 RATES = (48, 72, 96, 120, 144)
 EVAL_RATES = tuple(range(48, 145, 8))
+RELOAD_S = 300.0  # budget seconds between re-reads of a dataset that is still being written
 
 
 # --------------------------------------------------------------------------- data
@@ -51,7 +52,7 @@ def load_split(path: str | Path, split: str, fields: tuple[str, ...], where: str
     """Rows written so far of ``split`` (``where``: a bool field that selects rows, e.g.
     ``has_image``). When ``split`` is val/test and still empty (a partial file), the last 5%
     of the training rows stand in for val (never for test)."""
-    with h5py.File(path, "r") as f:
+    with h5py.File(path, "r", locking=False) as f:
         if f.attrs.get("n_taps", -1) != 0 or "x_sf" not in f["train"]:
             raise InvalidInput(f"{path}: not a spatial-frequency (ray-traced) world")
         n = _rows(f, split)
@@ -71,7 +72,7 @@ def load_split(path: str | Path, split: str, fields: tuple[str, ...], where: str
 
 def train_rows(path: str | Path, fields: tuple[str, ...], where: str | None = None) -> dict[str, np.ndarray]:
     """Training rows, minus the tail held out as val when the file has no val rows yet."""
-    with h5py.File(path, "r") as f:
+    with h5py.File(path, "r", locking=False) as f:
         nt, nv = _rows(f, "train"), _rows(f, "val")
     d = load_split(path, "train", fields, where)
     if nv == 0:
@@ -155,9 +156,11 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 def run(stage: str, data: list[str], out: str | Path, minutes: float, fusion: str | None = None, ne: int = 4,
         init: str | None = None, batch: int = 64, lr: float | None = None, seed: int = 0,
-        val_n: int = 400, clock: str = "cpu") -> dict[str, Any]:
-    """Train (or resume) one stage until ``minutes`` of the chosen clock are used."""
+        val_n: int = 400, clock: str = "cpu", device: str = "cpu") -> dict[str, Any]:
+    """Train (or resume) one stage until ``minutes`` of the chosen clock are used (on a GPU,
+    ``device="cuda"``, use the wall clock: the CPU clock does not count GPU work)."""
     torch.set_num_threads(1)
+    dev = torch.device(device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if stage not in ("stage1", "stage2"):
@@ -166,7 +169,7 @@ def run(stage: str, data: list[str], out: str | Path, minutes: float, fusion: st
         raise InvalidInput("stage2 needs --fusion image|uplink and --init <stage-1 run>/best.pt")
     lr = lr if lr is not None else (1e-3 if stage == "stage1" else 3e-4)
     cfg = {"stage": stage, "data": data, "fusion": fusion, "ne": ne, "init": init, "batch": batch, "lr": lr,
-           "seed": seed, "rates": list(RATES), "clock": clock, "minutes": minutes}
+           "seed": seed, "rates": list(RATES), "clock": clock, "minutes": minutes, "device": device}
     cfg_path = out / "config.json"
     if cfg_path.is_file():
         old = json.loads(cfg_path.read_text())
@@ -178,10 +181,24 @@ def run(stage: str, data: list[str], out: str | Path, minutes: float, fusion: st
     # data: sensor rows only in stage 2
     where = "has_image" if fusion == "image" else None
     fields = ("x_sf",) + (("image",) if fusion == "image" else ("y_sf",) if fusion == "uplink" else ())
-    parts = [train_rows(p, fields, where) for p in data]
     vparts = [load_split(p, "val", fields, where, max_n=val_n) for p in data]
-    x = torch.cat([to_real(p["x_sf"]) for p in parts])
-    xv = torch.cat([to_real(p["x_sf"]) for p in vparts])[:val_n]
+    # the validation rows are fixed at the start; a growing (.partial) file is re-read for
+    # training every RELOAD_S, always without those rows
+    val_ids = [set(v["sample_id"].tolist()) for v in vparts]
+
+    def load_train() -> list[dict[str, np.ndarray]]:
+        out = []
+        for p, ids in zip(data, val_ids, strict=True):
+            q = p if Path(p).exists() or not p.endswith(".partial") else p[: -len(".partial")]
+            d = load_split(q, "train", fields, where)
+            keep = ~np.isin(d["sample_id"], list(ids))
+            out.append({k: v[keep] for k, v in d.items()})
+        return out
+
+    growing = any(p.endswith(".partial") for p in data)
+    parts = load_train()
+    x = torch.cat([to_real(p["x_sf"]) for p in parts]).to(dev)
+    xv = torch.cat([to_real(p["x_sf"]) for p in vparts])[:val_n].to(dev)
 
     def sensor_of(ps: list[dict[str, np.ndarray]]) -> torch.Tensor | None:
         if fusion == "image":
@@ -191,9 +208,15 @@ def run(stage: str, data: list[str], out: str | Path, minutes: float, fusion: st
         return None
 
     s_all, sv = sensor_of(parts), sensor_of(vparts)
-    sv = sv[:val_n] if sv is not None else None
+    s_all = s_all.to(dev) if s_all is not None else None
+    sv = sv[:val_n].to(dev) if sv is not None else None
     if len(x) == 0:
         raise InvalidInput(f"no training rows in {data} for {stage} {fusion or ''}")
+    if len(xv) == 0:  # a tiny file (the committed sample): validate on training rows, say so
+        log.warning("no validation rows with the needed fields: validating on %d training rows",
+                    min(len(x), 64))
+        xv = x[:64]
+        sv = s_all[:64] if s_all is not None else None
     log.info("%s: %d training rows, %d val rows", stage, len(x), len(xv))
 
     def sensor_batch(s: torch.Tensor | None) -> torch.Tensor | None:
@@ -208,16 +231,17 @@ def run(stage: str, data: list[str], out: str | Path, minutes: float, fusion: st
 
         load_codec_weights(model, init)
         freeze_codec(model)
+    model.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
     state = {"used_s": 0.0, "wall_s": 0.0, "samples": 0, "step": 0, "best": float("inf")}
     last = out / "last.pt"
     if last.is_file():
-        ck = torch.load(last, map_location="cpu", weights_only=False)
+        ck = torch.load(last, map_location=dev, weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         state = ck["state"]
-        torch.set_rng_state(ck["rng"])
+        torch.set_rng_state(ck["rng"].cpu())
         log.info("resumed %s at %.0f s, %d samples", out, state["used_s"], state["samples"])
     budget = minutes * 60.0
     from models.multimodal.nets import multi_rate_loss
@@ -236,11 +260,24 @@ def run(stage: str, data: list[str], out: str | Path, minutes: float, fusion: st
         log.info("%s", row)
         return float(np.mean(list(r.values())))
 
+    t_reload = state["used_s"]
     while state["used_s"] < budget:
+        if growing and state["used_s"] - t_reload > RELOAD_S:
+            t_reload = state["used_s"]
+            try:
+                parts = load_train()
+            except (OSError, KeyError) as exc:  # the writer mid-flush: keep the rows we have
+                log.warning("could not re-read the growing data (%s); keeping %d rows", exc, len(x))
+                continue
+            x = torch.cat([to_real(p["x_sf"]) for p in parts]).to(dev)
+            s_all = sensor_of(parts)
+            s_all = s_all.to(dev) if s_all is not None else None
+            log.info("reloaded growing data: %d training rows", len(x))
+            t_last = clock_fn()  # reading is not charged to the budget
         frac = state["used_s"] / budget
         for g in opt.param_groups:  # cosine to lr/100 over the budget
             g["lr"] = lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
-        idx = torch.from_numpy(rng.integers(0, len(x), size=batch))
+        idx = torch.from_numpy(rng.integers(0, len(x), size=batch)).to(dev)
         sb = sensor_batch(s_all[idx]) if s_all is not None else None
         loss, _ = multi_rate_loss(model, x[idx], sb, rates=RATES)
         opt.zero_grad(set_to_none=True)
@@ -258,7 +295,8 @@ def run(stage: str, data: list[str], out: str | Path, minutes: float, fusion: st
             t_last = clock_fn()  # validation is not charged to the budget
             if v < state["best"]:
                 state["best"] = v
-                _atomic_save({"model": model.state_dict(), "config": cfg, "state": dict(state)},
+                _atomic_save({"model": {k: t.cpu() for k, t in model.state_dict().items()}, "config": cfg,
+                              "state": dict(state)},
                              out / "best.pt")
         if state["used_s"] - t_ckpt > 60 or state["used_s"] >= budget:
             t_ckpt = state["used_s"]
@@ -275,10 +313,15 @@ def run(stage: str, data: list[str], out: str | Path, minutes: float, fusion: st
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.multimodal", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["stage1", "stage2"])
+    p.add_argument("stage", choices=["stage1", "stage2", "export"],
+                   help="export: the bundle of a stage-1 run (--init) and stage-2 runs (--branch) to --out")
     p.add_argument("--data", action="append", required=True, help="dataset .h5 (or .h5.partial); repeatable")
     p.add_argument("--out", required=True)
-    p.add_argument("--minutes", type=float, required=True)
+    p.add_argument("--minutes", type=float, help="training budget (stage1 / stage2)")
+    p.add_argument("--branch", action="append", default=[], metavar="SENSOR:NE:RUN",
+                   help="export: a fusion branch, e.g. image:32:runs/mm/s2-image-ne32 (repeatable)")
+    p.add_argument("--model-id", help="export: the bundle's model id (default: the --out folder name)")
+    p.add_argument("--force", action="store_true", help="export: replace a non-empty --out")
     p.add_argument("--fusion", choices=["image", "uplink"])
     p.add_argument("--ne", type=int, default=4, choices=[4, 32])
     p.add_argument("--init", help="stage 2: the stage-1 run's best.pt")
@@ -286,10 +329,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
+    p.add_argument("--device", default="cpu", help="torch device (cuda: use --clock wall)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if a.stage == "export":
+        from models.multimodal.export import export_bundle
+
+        if not a.init:
+            p.error("export needs --init <stage-1 run>")
+        branches = []
+        for spec in a.branch:
+            sensor, _, rest = spec.partition(":")
+            ne, _, run_dir = rest.partition(":")
+            if not (sensor and ne.isdigit() and run_dir):
+                p.error(f"--branch {spec!r}: expected SENSOR:NE:RUN, e.g. image:32:runs/mm/s2-image-ne32")
+            branches.append((sensor, int(ne), run_dir))
+        b = export_bundle(a.init, a.out, branches, a.data, model_id=a.model_id, force=a.force)
+        print(json.dumps(b.summary()))
+        return 0
+    if a.minutes is None:
+        p.error(f"{a.stage} needs --minutes")
     print(json.dumps(run(a.stage, a.data, a.out, a.minutes, a.fusion, a.ne, a.init, a.batch, a.lr, a.seed,
-                         clock=a.clock)))
+                         clock=a.clock, device=a.device)))
     return 0
 
 

@@ -95,9 +95,10 @@ class UeDatasets(DatasetViews):
     def __init__(self, paths: list[str]) -> None:
         super().__init__(paths, "ue")
 
-    def read_x(self, dataset_id: str, split: str, sample_ids: np.ndarray) -> np.ndarray:
-        """``x_ad`` of the samples, ``[n, Nt, T]`` complex64, in the order given."""
-        return np.asarray(self.read(dataset_id, split, "x_ad", sample_ids), dtype=np.complex64)
+    def read_x(self, dataset_id: str, split: str, sample_ids: np.ndarray, field: str = "x_ad") -> np.ndarray:
+        """``field`` (``x_ad``: angular-delay ``[n, Nt, T]``; ``x_sf``: spatial-frequency
+        ``[n, Nt, Nsc]``) of the samples, complex64, in the order given."""
+        return np.asarray(self.read(dataset_id, split, field, sample_ids), dtype=np.complex64)
 
 
 class UeNode:
@@ -179,6 +180,7 @@ class UeNode:
         lm.bundle.manifest.rate(rate)  # NotFound for an unknown rate: request-level
         out = [Encoded(it) for it in items]
         snr = self.settings.csi_rs_snr_db if csi_rs_snr_db is None else csi_rs_snr_db
+        field = "x_" + lm.bundle.manifest.target.domain  # the domain the encoder takes
 
         # Read, grouped by (dataset, split) so each group is one dataset read.
         t0 = time.perf_counter_ns()
@@ -195,7 +197,7 @@ class UeNode:
         for (did, split), idx in groups.items():
             ids = np.array([items[i].key[2] for i in idx], np.int64)
             try:
-                xs = self.data.read_x(did, split, ids)
+                xs = self.data.read_x(did, split, ids, field)
             except CsilinkError as exc:
                 # One unknown id must not sink the group: retry one by one to find the bad ones.
                 if len(idx) == 1:
@@ -203,14 +205,14 @@ class UeNode:
                     continue
                 for i in idx:
                     try:
-                        x[i] = self.data.read_x(did, split, np.array([items[i].key[2]], np.int64))[0]
+                        x[i] = self.data.read_x(did, split, np.array([items[i].key[2]], np.int64), field)[0]
                         ok[i] = True
                     except CsilinkError as exc1:
                         out[i].error = exc1
                 continue
             if xs.shape[1:] != x.shape[1:]:
                 err = InvalidInput(
-                    f"dataset {did or '(default)'} x_ad is {list(xs.shape[1:])}, model "
+                    f"dataset {did or '(default)'} {field} is {list(xs.shape[1:])}, model "
                     f"{lm.model_id} takes {list(x.shape[1:])}"
                 )
                 for i in idx:

@@ -89,6 +89,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--seed", type=int)
     r.add_argument("--workers", type=int, default=1, help="processes tracing blocks (one per free core)")
     r.add_argument("--threads", type=int, default=1, help="Dr.Jit threads per process (default 1)")
+    r.add_argument("--splits", default="train,val,test",
+                   help="comma-separated subset of train,val,test to write (same dataset id and sample ids "
+                   "as the full file; e.g. `--splits test` for the evaluation split alone)")
     r.add_argument("-o", "--output", required=True)
     r.set_defaults(func=_generate_rt)
 
@@ -173,7 +176,8 @@ def _generate_rt(args: argparse.Namespace) -> int:
     cfg = build_rt_config(args)
     log.info("profile %s, dataset_id %s, splits %s", cfg.profile, cfg.dataset_id,
              {s: cfg.sizes(s) for s in ("train", "val", "test")})
-    stats = generate_rt(cfg, args.output, workers=args.workers, threads=args.threads)
+    stats = generate_rt(cfg, args.output, workers=args.workers, threads=args.threads,
+                        splits=tuple(x.strip() for x in args.splits.split(",") if x.strip()))
     print(f"wrote {args.output}: {stats['samples']} samples in {stats['seconds']:.0f} s "
           f"({stats['samples_per_s']:.2f} samples/s), dataset_id {cfg.dataset_id}")
     return 0

@@ -46,7 +46,8 @@ class RtConfig:
     lighting: tuple[float, float] = (0.5, 1.6)  # uniform lighting scale (time of day)
     ue_color: tuple[float, float, float] = (0.8, 0.05, 0.05)
     max_depth: int = 3
-    samples_per_src: int = 1_000_000
+    # Rays per source: 2e5 instead of 1e6 traces 4.5x faster and moves the CSI by only -26 dB NMSE.
+    samples_per_src: int = 200_000
     min_distance: float = 8.0
     max_distance: float = 150.0
     # Image samples: one UE in the camera's view (x0, y0, x1, y1) regions, drawn with weights:

@@ -32,6 +32,7 @@ import h5py
 import numpy as np
 
 from datagen.rt.config import KINDS, SCHEMA, SPLITS, RtConfig
+from shared.errors import InvalidInput
 
 log = logging.getLogger("csilink.datagen.rt")
 
@@ -118,7 +119,11 @@ def generator_versions() -> dict[str, str]:
 class RtWriter:
     """Create / resume ``OUT.partial``; :meth:`write` a block; :meth:`finish` renames it."""
 
-    def __init__(self, out: str | Path, cfg: RtConfig) -> None:
+    def __init__(self, out: str | Path, cfg: RtConfig, splits: tuple[str, ...] = SPLITS) -> None:
+        bad = [s for s in splits if s not in SPLITS]
+        if bad or not splits:
+            raise InvalidInput(f"splits must be a non-empty subset of {SPLITS}, got {splits}")
+        self.splits = tuple(s for s in SPLITS if s in splits)
         self.out = Path(out)
         self.partial = self.out.with_name(self.out.name + ".partial")
         self.cfg = cfg
@@ -129,7 +134,7 @@ class RtWriter:
         if self.partial.exists():
             try:
                 f = h5py.File(self.partial, "r+")
-                if f.attrs.get("dataset_id") == self.cfg.dataset_id:
+                if f.attrs.get("dataset_id") == self.cfg.dataset_id and tuple(f.keys()) == self.splits:
                     return f
                 f.close()
             except OSError:
@@ -148,6 +153,9 @@ class RtWriter:
         nt, nsc, (ih, iw) = c.n_antennas, c.n_subcarriers, c.image_size
         for split in SPLITS:
             n = sum(c.sizes(split).values())
+            if split not in self.splits:  # a subset file keeps the full file's sample ids
+                first += n
+                continue
             g = f.create_group(split)
             g.attrs["n_written"] = 0
             g.attrs["first_sample_id"] = first
@@ -188,7 +196,7 @@ class RtWriter:
         self.f.flush()
 
     def finish(self) -> Path:
-        for split in SPLITS:
+        for split in self.splits:
             if self.n_written(split) != sum(self.cfg.sizes(split).values()):
                 raise RuntimeError(f"split {split} incomplete")
         self.f.attrs["complete"] = True
@@ -204,7 +212,7 @@ class RtWriter:
 def jobs(cfg: RtConfig, w: RtWriter) -> Iterator[tuple[str, str, int, int, int]]:
     """(split, kind, block, start, size) of every block still to write, in file order."""
     bs = cfg.block_size
-    for split in SPLITS:
+    for split in w.splits:
         sizes = cfg.sizes(split)
         offset = 0
         for kind in KINDS:
@@ -238,13 +246,16 @@ def _work(split: str, kind: str, blk: int, size: int) -> RtBlock:
     return _WORKER.block(split, kind, blk, size)
 
 
-def generate_rt(cfg: RtConfig, out: str | Path, workers: int = 1, threads: int = 1) -> dict[str, float]:
+def generate_rt(cfg: RtConfig, out: str | Path, workers: int = 1, threads: int = 1,
+                splits: tuple[str, ...] = SPLITS) -> dict[str, float]:
     """Write the dataset of ``cfg`` to ``out``; ``workers`` processes trace blocks in parallel
-    (each holds its own scene and ``threads`` Dr.Jit threads). Returns samples, seconds, samples/s."""
+    (each holds its own scene and ``threads`` Dr.Jit threads). ``splits`` limits the file to
+    some splits (same dataset id and sample ids as the full file, e.g. a test split made here
+    for a training set traced elsewhere). Returns samples, seconds, samples/s."""
     from datagen.rt.world import ensure_llvm
 
     ensure_llvm()
-    w = RtWriter(out, cfg)
+    w = RtWriter(out, cfg, splits)
     todo = list(jobs(cfg, w))
     total = sum(j[4] for j in todo)
     t0 = time.time()

@@ -41,9 +41,16 @@ def ensure_llvm() -> None:
 
     path = os.environ.get("DRJIT_LIBLLVM_PATH", LLVM_PATH)
     if not os.path.exists(path):
+        if cuda_present():  # Sionna RT then runs its CUDA variant (OptiX) and needs no LLVM
+            return
         raise InvalidInput(f"ray tracing needs LLVM 19 ({path} missing): run scripts/install_llvm.sh "
                            "(apt-get install libllvm19) or set DRJIT_LIBLLVM_PATH")
     os.environ["DRJIT_LIBLLVM_PATH"] = path
+
+
+def cuda_present() -> bool:
+    """An NVIDIA driver is loaded (Mitsuba's CUDA variants are then tried first)."""
+    return os.path.exists("/dev/nvidiactl")
 
 
 def llvm_available() -> bool:

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.multimodal.levels import BMAX, allocate_bits
 from models.multimodal.quantizer import ThermometerQuantizer
 from models.multimodal.swin import PatchExpand, PatchMerge, SwinStage
+from shared.thermometer import BMAX, allocate_bits
 
 NT, NRB, SC = 32, 48, 12  # antennas, resource blocks, subcarriers per RB
 PH, PW = 2, 12  # CSI patch: antennas x subcarriers

@@ -7,7 +7,7 @@ output std about 0.5 at initialization); boundaries start evenly spaced over [-s
 span = 1 (the 1-bit boundary b^(4) at 0), and move with training.
 
 Forward value: exactly the +-1/0 thermometer vector the BS rebuilds from the bit stream
-(:func:`models.multimodal.levels.thermometer_from_levels`), so training sees what deployment
+(:func:`shared.thermometer.thermometer_from_levels`), so training sees what deployment
 sees. Backward: the surrogate of eq. (11), ``tanh(z - b)`` at the used boundaries bracketing
 ``z`` (one or two), every other entry a constant. The decoder consumes ``z(s) = 1^T ell``
 (eq. 15) divided by ``K = 2^Bmax - 1`` (a fixed scale: values in [-1, 1]).
@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.multimodal.levels import BMAX
+from shared.thermometer import BMAX
 
 
 def surrogate_thermometer(
