@@ -251,6 +251,11 @@ def make_report(
         raise InvalidInput(f"no bundles under {root}")
     snrs = tuple(sorted(set(snrs) | {HEADLINE_SNR}))
     bundles = [Bundle.load(p) for p in paths]
+    from evaluation.sf_report import section as sf_section
+    from evaluation.sf_report import sf_bundles
+
+    sf = sf_bundles(bundles)  # the ray-traced world's SF codecs: their own section, own data
+    bundles = [b for b in bundles if b not in sf]
     out = Path(out)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -270,6 +275,9 @@ def make_report(
             body = page.split("\n", 1)[1].replace("\n## ", "\n### ").replace("<!-- headline:start -->\n", "")
             page = title + "\n" + body.replace("<!-- headline:end -->\n", "")
         pages.append(page)
+    extra = sf_section(sf)
+    if extra:
+        pages.append(extra)
     text = "\n".join(pages)
     out.write_text(text)
     if readme is not None:

@@ -336,7 +336,23 @@ def export_bundle(
                 "bits channel-major over the 12 tokens",
             },
         },
-        "bs": {"weights": weights, "config": {"branches": bconf}},
+        "bs": {
+            "weights": weights,
+            "config": {
+                "branches": bconf,
+                # BS fusion hook specs a report can be decoded with (evaluation reads these)
+                "fusion_choices": [
+                    {
+                        "name": "mm-sensor",
+                        "sensor": c["sensor"],
+                        "ne": c["ne"],
+                        "field": c["field"],
+                        "label": f"+ {c['sensor']}, Ne={c['ne']}",
+                    }
+                    for c in bconf
+                ],
+            },
+        },
         "normalization": {"scale": 1.0, "per_sample": "unit RMS inside the encoder", "applies_to": "x_sf"},
         "target": {"field": "x", "domain": "sf"},
         "input_shape": [32, 576],
