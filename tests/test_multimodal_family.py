@@ -212,3 +212,19 @@ def test_scenario_through_the_link_matches_in_process(mm_bundle: object, tmp_pat
                 assert row["ok"] == row["sent"] == 8 and row["payload"] == int(row["rate"][1:])
                 assert row["nmse_db_sf"] == pytest.approx(want[(row["rate"], fused)], abs=0.01)
     assert abs(want[("b48", True)] - want[("b48", False)]) > 1e-4
+
+
+def test_results_section_for_sf_bundles(mm_bundle: object) -> None:
+    """docs/RESULTS.md's section of SF-domain bundles: every rate x BS input the bundle declares,
+    plus the Type II codebook on the same samples; AD-domain bundles are left out."""
+    from evaluation import sf_report
+
+    rows = sf_report.evaluate_sf(mm_bundle, SAMPLE, n=8)  # type: ignore[arg-type]
+    inputs = {r["bs_input"] for r in rows}
+    assert inputs == {"report only", "+ image, Ne=32", "+ uplink, Ne=4"}
+    assert sorted({r["bits"] for r in rows}) == [48, 96, 144]
+    assert all(np.isfinite(r["nmse_db_sf"]) and 0 <= r["sgcs"] <= 1 for r in rows)
+    t2 = sf_report.type2_rows(SAMPLE, n=8)
+    assert [r["bits"] <= b for r, b in zip(t2, sf_report.RATES, strict=True)] == [True] * 3
+    text = "\n".join(sf_report.render_sf(rows + t2, SAMPLE, 8))
+    assert "| `mm-test` | b48 | 48 | + image, Ne=32 |" in text and "Type II" in text
