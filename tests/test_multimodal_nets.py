@@ -249,3 +249,19 @@ def test_overfit_8_channels_30_steps() -> None:
         losses.append(float(loss.detach()))
     assert set(per_rate) == {48, 72, 96, 120, 144}
     assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5]), losses
+
+
+def test_rate_subsets_average_to_the_full_multi_rate_loss() -> None:
+    """Training may decode a random subset of the rates per step: averaged over every subset of
+    a size, the reweighted loss is exactly eq. (20) over all five rates."""
+    from itertools import combinations
+
+    torch.manual_seed(0)
+    m = MultiModalCodec().eval()
+    x = _channels(4)
+    rates = (48, 72, 96, 120, 144)
+    with torch.no_grad():
+        full = float(multi_rate_loss(m, x, rates=rates)[0])
+        for k in (1, 2, 3):
+            subs = [float(multi_rate_loss(m, x, rates=c, norm_rates=rates)[0]) for c in combinations(rates, k)]
+            assert np.mean(subs) == pytest.approx(full, rel=1e-5)

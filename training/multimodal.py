@@ -156,7 +156,8 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 def run(stage: str, data: list[str], out: str | Path, minutes: float, fusion: str | None = None, ne: int = 4,
         init: str | None = None, batch: int = 64, lr: float | None = None, seed: int = 0,
-        val_n: int = 400, clock: str = "cpu", device: str = "cpu") -> dict[str, Any]:
+        val_n: int = 400, clock: str = "cpu", device: str = "cpu", rates_per_step: int = len(RATES)
+        ) -> dict[str, Any]:
     """Train (or resume) one stage until ``minutes`` of the chosen clock are used (on a GPU,
     ``device="cuda"``, use the wall clock: the CPU clock does not count GPU work)."""
     torch.set_num_threads(1)
@@ -169,7 +170,10 @@ def run(stage: str, data: list[str], out: str | Path, minutes: float, fusion: st
         raise InvalidInput("stage2 needs --fusion image|uplink and --init <stage-1 run>/best.pt")
     lr = lr if lr is not None else (1e-3 if stage == "stage1" else 3e-4)
     cfg = {"stage": stage, "data": data, "fusion": fusion, "ne": ne, "init": init, "batch": batch, "lr": lr,
-           "seed": seed, "rates": list(RATES), "clock": clock, "minutes": minutes, "device": device}
+           "seed": seed, "rates": list(RATES), "clock": clock, "minutes": minutes, "device": device,
+           "rates_per_step": rates_per_step}
+    if not 1 <= rates_per_step <= len(RATES):
+        raise InvalidInput(f"rates_per_step must be in 1..{len(RATES)}, got {rates_per_step}")
     cfg_path = out / "config.json"
     if cfg_path.is_file():
         old = json.loads(cfg_path.read_text())
@@ -279,7 +283,11 @@ def run(stage: str, data: list[str], out: str | Path, minutes: float, fusion: st
             g["lr"] = lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
         idx = torch.from_numpy(rng.integers(0, len(x), size=batch)).to(dev)
         sb = sensor_batch(s_all[idx]) if s_all is not None else None
-        loss, _ = multi_rate_loss(model, x[idx], sb, rates=RATES)
+        if rates_per_step == len(RATES):
+            loss, _ = multi_rate_loss(model, x[idx], sb, rates=RATES)
+        else:  # an unbiased estimate of eq. (20): a random subset of the rates, reweighted
+            pick = tuple(sorted(rng.choice(RATES, size=rates_per_step, replace=False).tolist()))
+            loss, _ = multi_rate_loss(model, x[idx], sb, rates=pick, norm_rates=RATES)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -330,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
     p.add_argument("--device", default="cpu", help="torch device (cuda: use --clock wall)")
+    p.add_argument("--rates-per-step", type=int, default=len(RATES),
+                   help="decode this many of the 5 trained rates per step (a random subset, reweighted: "
+                   "an unbiased estimate of the multi-rate loss at a fraction of the cost; default all)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if a.stage == "export":
@@ -350,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.minutes is None:
         p.error(f"{a.stage} needs --minutes")
     print(json.dumps(run(a.stage, a.data, a.out, a.minutes, a.fusion, a.ne, a.init, a.batch, a.lr, a.seed,
-                         clock=a.clock, device=a.device)))
+                         clock=a.clock, device=a.device, rates_per_step=a.rates_per_step)))
     return 0
 
 

@@ -297,17 +297,24 @@ def nmse(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
 def multi_rate_loss(
     model: MultiModalCodec, x: torch.Tensor, sensor: torch.Tensor | None = None,
     rates: tuple[int, ...] = (48, 72, 96, 120, 144), gamma: float = 2 ** (1 / 96),
+    norm_rates: tuple[int, ...] | None = None,
 ) -> tuple[torch.Tensor, dict[int, float]]:
     """Eq. (20): ``sum_i gamma^B_i L_i / sum_i gamma^B_i`` (normalized weights) over ``rates``,
     ``L_i`` the batch mean of eq. (6) at ``B_i`` bits. The encoder and ``g_E`` run once.
     Returns (loss, NMSE in dB per rate)."""
     z = model.encode(x)
     feats = model.extract(sensor) if sensor is not None else None
-    weights = [gamma ** (b - max(rates)) for b in rates]  # scaled by a constant: same ratios
+    # ``norm_rates``: the full rate set when ``rates`` is a random subset of it; the weights are
+    # normalized over the full set and scaled by |full| / |subset|, so the expectation over
+    # uniformly drawn subsets is the full loss
+    full = tuple(norm_rates) if norm_rates is not None else tuple(rates)
+    top = max(full)
+    weights = [gamma ** (b - top) for b in rates]  # scaled by a constant: same ratios
+    norm = sum(gamma ** (b - top) for b in full) * len(rates) / len(full)
     total = x.new_zeros(())
     per_rate: dict[int, float] = {}
     for b, w in zip(rates, weights, strict=True):
         loss_b = nmse(x, model.decode(model.quantize(z, b), sensor_feats=feats)).mean()
         total = total + w * loss_b
         per_rate[b] = 10 * math.log10(max(float(loss_b.detach()), 1e-30))
-    return total / sum(weights), per_rate
+    return total / norm, per_rate
