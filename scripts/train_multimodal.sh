@@ -6,7 +6,8 @@
 # codec and the four fusion branches (bundles/mm-swin).
 #
 # Budget: STAGE1 / STAGE2 minutes of CPU time per model (defaults 50 / 12; CLOCK=cpu), one
-# torch thread each, the stage-2 runs two at a time (the 2-core machine). Resumable: data
+# torch thread each, the stage-2 runs two at a time (the 2-core machine); each step decodes 2
+# of the 5 trained rates (an unbiased estimate of the multi-rate loss at 1/2 of the cost). Resumable: data
 # generation continues its .partial files, trainings their last checkpoint.
 #
 #   bash scripts/train_multimodal.sh                 # everything (~3 h wall on 2 idle cores)
@@ -23,7 +24,7 @@ mkdir -p "$RUNS"
 
 echo "$(date -u +%FT%TZ) stage 1 for $STAGE1 $CLOCK-min (log: $RUNS/stage1.log)"
 "$PY" -m training.multimodal stage1 --data "$WIRELESS" --data "$IMAGE" --out "$RUNS/stage1" \
-  --minutes "$STAGE1" --clock "$CLOCK" >>"$RUNS/stage1.log" 2>&1
+  --minutes "$STAGE1" --clock "$CLOCK" --rates-per-step 2 >>"$RUNS/stage1.log" 2>&1
 
 stage2() {
   local sensor=$1 ne=$2
@@ -33,6 +34,7 @@ stage2() {
   [ "$sensor" = uplink ] && data=(--data "$WIRELESS" --data "$IMAGE")
   "$PY" -m training.multimodal stage2 "${data[@]}" --fusion "$sensor" --ne "$ne" \
     --init "$RUNS/stage1/best.pt" --out "$RUNS/s2-$sensor-ne$ne" --minutes "$STAGE2" --clock "$CLOCK" \
+    --rates-per-step 2 \
     >>"$RUNS/s2-$sensor-ne$ne.log" 2>&1
 }
 stage2 image 4 & stage2 image 32 & wait
