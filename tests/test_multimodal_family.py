@@ -109,7 +109,8 @@ def test_bundle_manifest(mm_bundle: object) -> None:
     assert m.family == "multimodal" and m.latent_size == 48 and m.input_shape == [32, 576]
     assert (m.target.field, m.target.domain) == ("x", "sf")
     assert [r.bits for r in m.rates] == list(range(48, 145, 4))
-    assert {"boundaries.npy", "fusion-image-ne32.safetensors", "fusion-uplink-ne4.safetensors"} <= set(m.files)
+    files = {"boundaries.npy", "fusion-image-ne32.safetensors", "fusion-uplink-ne4.safetensors"}
+    assert files <= set(m.files)
     assert m.ue.config["int8_check"]["worst_delta_db"] < 0.3
 
 

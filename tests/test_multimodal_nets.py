@@ -263,5 +263,6 @@ def test_rate_subsets_average_to_the_full_multi_rate_loss() -> None:
     with torch.no_grad():
         full = float(multi_rate_loss(m, x, rates=rates)[0])
         for k in (1, 2, 3):
-            subs = [float(multi_rate_loss(m, x, rates=c, norm_rates=rates)[0]) for c in combinations(rates, k)]
+            subs = [float(multi_rate_loss(m, x, rates=c, norm_rates=rates)[0])
+                    for c in combinations(rates, k)]
             assert np.mean(subs) == pytest.approx(full, rel=1e-5)
