@@ -201,7 +201,10 @@ def section_type2(n: int) -> dict[str, Any]:
         path = dataset(kind)
         t = truth(path, n)
         rows = []
-        for cfg in bf.type2_configs_for_rt(max_bits=170):
+        # the configuration nearest (in PMI bits, not above) to each codec rate, each once
+        near = [bf.type2_near(b, key="pmi_bits") for b in RATES]
+        picks = {c.payload_bits: c for c in near}
+        for cfg in sorted(picks.values(), key=lambda c: c.pmi_bits):
             pmis = bf.type2_pmis(t["x_sf"], cfg)
             g = bf.bf_gain(t["x_sf"], bf.type2_precoders(t["x_sf"], cfg, pmis))
             est = bf.type2_estimates(t["x_sf"], cfg, pmis, expand="interp")
