@@ -305,6 +305,7 @@ def plot(doc: dict[str, Any]) -> None:
             ax.grid(alpha=0.3)
         axes[0].set_ylabel("CDF")
         axes[0].legend(fontsize=7, loc="upper left")
+        axes[2].legend(fontsize=7, loc="upper left")  # its codec curve is "+ image", not "+ uplink"
         fig.tight_layout()
         fig.savefig(IMG / "mm_bf_cdf.png", dpi=110)
         plt.close(fig)
