@@ -267,6 +267,10 @@ def test_trained_bundles_through_the_link(link) -> None:
     c = link.client
     keys = link.keys(8)
     x, y = _truth(link, keys), _truth(link, keys, "y_ad")
+    # A bundle for another world (e.g. the ray-traced SF codec) cannot read this dataset; its
+    # family's own tests run it through the link on its sample.
+    bundles = [b for b in bundles if list(b.manifest.input_shape) == list(x.shape[1:])]
+    assert bundles, "no shipped bundle takes this dataset's AD shape"
     for b in bundles:
         loaded = c.load_model(str(b.path), make_default=False)
         assert loaded["ue"].version == loaded["bs"].version == b.version
