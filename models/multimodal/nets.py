@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from models.multimodal.quantizer import ThermometerQuantizer
-from models.multimodal.swin import PatchExpand, PatchMerge, SwinStage
+from models.common.swin import PatchExpand, PatchMerge, SwinStage
 from shared.thermometer import BMAX, allocate_bits
 
 NT, NRB, SC = 32, 48, 12  # antennas, resource blocks, subcarriers per RB
