@@ -5,7 +5,8 @@ size up to 8 x 8 in one model), whose skip connections pass through subspace att
 after NBNet): the encoder and decoder features of one scale propose ``K`` basis vectors over
 the spatial positions, and the encoder feature is projected onto their span
 ``Y = X1 V^T (V V^T)^-1 V`` before it is concatenated (Gram-Schmidt on V, same span), which
-keeps the signal part and drops what lies outside the learned subspace (the noise). The output is a residual on ``H_LS``.
+keeps the signal part and drops what lies outside the learned subspace (the noise). The output
+is a residual on ``H_LS``.
 """
 
 from __future__ import annotations
