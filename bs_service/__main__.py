@@ -47,6 +47,16 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         default=None,
         help="side information y_* as an SRS estimate at this SNR (dB); default: the true uplink CSI",
     )
+    p.add_argument(
+        "--channel", dest="channel_addr", default=None, help="channel emulator HOST:PORT (image link)"
+    )
+    p.add_argument(
+        "--image-dataset",
+        dest="image_datasets",
+        action="append",
+        default=None,
+        help="image file the image link sends from (repeatable; the first is the default)",
+    )
     p.add_argument("--max-batch", type=int, default=None, help="dynamic batching: largest decoder batch")
     p.add_argument(
         "--max-wait-ms", type=float, default=None, help="dynamic batching: longest wait for a batch"
@@ -65,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     setup_logging(getattr(args, "verbose", False))
     keys = ["host", "port", "datasets", "bundles", "bundle_roots", "device", "decoder_quant"]
-    keys += ["max_batch", "max_wait_ms", "srs_snr_db"]
+    keys += ["max_batch", "max_wait_ms", "srs_snr_db", "channel_addr", "image_datasets"]
     settings = load_settings(BsSettings, args.config, "bs", {k: getattr(args, k) for k in keys})
     if settings.torch_threads:
         import torch

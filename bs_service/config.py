@@ -72,11 +72,23 @@ class BsSettings(BaseModel):
     decode_timeout_s: float = Field(60.0, gt=0.0, le=3600.0)
     #: Recent results kept for idempotent retries (by ue_id, seq).
     cache_size: int = Field(4096, ge=0, le=1 << 22)
+    #: Image link: the channel emulator (SendImage -> TransmitMimo).  (start)
+    channel_addr: str = "127.0.0.1:50052"
+    #: Image link: image files (csilink-images/1) the BS sends from; keys with an empty
+    #: dataset_id read the first one. Files missing at start are skipped with a warning.
+    image_datasets: list[str] = Field(default_factory=list)
+    #: Image link: fed-back CSI kept by (ue_id, block) (oldest dropped).  (start)
+    csi_store_size: int = Field(4096, ge=1, le=1 << 20)
+    #: Image link: most images in one SendImage.
+    max_images: int = Field(256, ge=1, le=65536)
+    #: Image link: deadline of the forwarding to the emulator (s); the caller's own caps it.
+    forward_timeout_s: float = Field(30.0, gt=0.0, le=3600.0)
     max_message_mb: int = Field(64, ge=1, le=2047)  # (start)
     max_workers: int = Field(16, ge=1, le=256)  # (start)
     grace_s: float = Field(5.0, ge=0.0, le=600.0)  # (start)
 
 
 FROZEN = (
-    "host", "port", "device", "torch_threads", "decoder_quant", "max_message_mb", "max_workers", "grace_s"
+    "host", "port", "device", "torch_threads", "decoder_quant", "max_message_mb", "max_workers", "grace_s",
+    "channel_addr", "csi_store_size",
 )

@@ -7,6 +7,11 @@ the rate must exist, the payload must be the kind and size that model sends at t
 then payload -> latent (``shared.wire`` codec of the rate) -> queued on the model's
 :class:`DynamicBatcher` with its side information (dataset ``bs_view()`` by world key) ->
 fusion hook -> decoder -> refiner hook.
+
+Image link (``bs_service.image_tx``): a bundle of an image-link family loads as an image
+transmitter instead of a decoder; ``mimo-csi`` reports (the UE's quantized MIMO channel,
+``shared.image_link``) are dequantized by :meth:`BsNode.ingest_csi` into the CSI store that
+the transmitter encodes with; the images come from the BS's image datasets.
 """
 
 from __future__ import annotations
@@ -26,10 +31,13 @@ import numpy as np
 from bs_service.batcher import BatcherStopped, DynamicBatcher, Job
 from bs_service.config import BsSettings
 from bs_service.hooks import Fusion, Refiner, make_fusion, make_refiner
+from bs_service.image_tx import CsiStore, LoadedTransmitter, StoredCsi, load_transmitter
 from csilink.server_common import DatasetViews
+from shared import image_link as il
 from shared.bundle import MANIFEST, Bundle, resolve
 from shared.errors import BundleError, CsilinkError, InvalidInput, ModelMismatch, NotFound, TooLarge
 from shared.estimation import estimation_noise, srs_key
+from shared.image_data import ImageDatasets
 from shared.wire import Bits, from_spec
 
 log = logging.getLogger("csilink.bs")
@@ -114,15 +122,19 @@ class BsNode:
         self.settings = settings
         self._lock = threading.RLock()
         self._models: dict[str, LoadedDecoder] = {}
+        self._transmitters: dict[str, LoadedTransmitter] = {}
         self.data = BsDatasets(settings.datasets)
+        self.images = ImageDatasets(settings.image_datasets, missing_ok=True)
+        self.csi = CsiStore(settings.csi_store_size)
         for ref in settings.bundles:
             self.load_model(ref)
 
     # ------------------------------------------------------------------ models
 
-    def load_model(self, ref: str) -> LoadedDecoder:
+    def load_model(self, ref: str) -> LoadedDecoder | LoadedTransmitter:
         """Load a bundle (every file's sha256 verified) and start its batcher; a loaded model
-        with the same id is replaced once the new one is ready (its queue drains first)."""
+        with the same id is replaced once the new one is ready (its queue drains first). An
+        image-link bundle loads as a :class:`LoadedTransmitter` (no batcher)."""
         if not ref:
             raise InvalidInput("LoadModel needs a bundle path or model id")
         from models.registry import load_bs_decoder, resolve_device
@@ -133,6 +145,16 @@ class BsNode:
         device = (
             resolve_device(self.settings.device) if self.settings.device == "auto" else self.settings.device
         )
+        if il.is_image_family(bundle.family):
+            lt = load_transmitter(bundle, digest, device)
+            with self._lock:
+                self._transmitters[bundle.model_id] = lt
+                old_dec = self._models.pop(bundle.model_id, None)
+            if old_dec is not None and old_dec.batcher is not None:
+                old_dec.batcher.stop()
+            log.info("loaded image transmitter %s v%s (%s) on %s from %s", bundle.model_id,
+                     bundle.version, bundle.family, lt.device, path)
+            return lt
         decoder = load_bs_decoder(bundle, device)
         if self.settings.decoder_quant == "dynamic":
             from models.common.bs_torch import quantize_dynamic
@@ -150,6 +172,7 @@ class BsNode:
         with self._lock:
             old = self._models.get(bundle.model_id)
             self._models[bundle.model_id] = ld
+            self._transmitters.pop(bundle.model_id, None)
         if old is not None and old.batcher is not None:
             old.batcher.stop()
         log.info(
@@ -201,23 +224,97 @@ class BsNode:
             if ld.batcher is not None:
                 ld.batcher.configure(settings.max_batch, settings.max_wait_ms / 1e3)
 
-    def unload_model(self, model_id: str) -> LoadedDecoder:
+    def unload_model(self, model_id: str) -> LoadedDecoder | LoadedTransmitter:
         with self._lock:
+            lt = self._transmitters.pop(model_id, None)
+            if lt is not None:
+                return lt
             ld = self._models.pop(model_id, None)
             if ld is None:
-                raise NotFound(f"the BS has no model {model_id!r} loaded; it has {sorted(self._models)}")
+                have = sorted([*self._models, *self._transmitters])
+                raise NotFound(f"the BS has no model {model_id!r} loaded; it has {have}")
         if ld.batcher is not None:
             ld.batcher.stop()
         return ld
 
     def models(self) -> list[LoadedDecoder]:
+        """The CSI decoders."""
         with self._lock:
             return list(self._models.values())
+
+    def transmitters(self) -> list[LoadedTransmitter]:
+        """The image-link transmitters."""
+        with self._lock:
+            return list(self._transmitters.values())
+
+    def transmitter(self, model_id: str) -> LoadedTransmitter:
+        """The loaded image transmitter ``model_id`` (NOT_FOUND names what is loaded)."""
+        if not model_id:
+            raise InvalidInput("SendImage needs a model_id (an image-link bundle loaded at the BS)")
+        with self._lock:
+            lt = self._transmitters.get(model_id)
+            if lt is None:
+                if model_id in self._models:
+                    raise InvalidInput(
+                        f"model {model_id} is a CSI decoder, not an image-link transmitter "
+                        f"(families {', '.join(il.IMAGE_FAMILIES)})"
+                    )
+                raise NotFound(
+                    f"the BS has no image-link model {model_id!r} loaded; it has "
+                    f"{sorted(self._transmitters) or 'none'}"
+                )
+            return lt
+
+    def ingest_csi(self, ue_id: int, seq: int, block: int | None, version: str, rate: str,
+                   payload: Bits | np.ndarray) -> Outcome:
+        """A ``mimo-csi`` report: dequantize, store under ``(ue_id, block)``; the outcome carries the
+        stored H ``[Nr, Nt]`` (target ``h/mimo``)."""
+        t0 = time.perf_counter_ns()
+        try:
+            if version != il.MIMO_CSI_VERSION:
+                raise ModelMismatch(
+                    f"report made by model {il.MIMO_CSI_MODEL!r} v{version or '?'}, the BS decodes "
+                    f"v{il.MIMO_CSI_VERSION}: version mismatch"
+                )
+            if block is None:
+                raise InvalidInput(f"{il.MIMO_CSI_MODEL} report of ue {ue_id} seq {seq} has no block")
+            if isinstance(payload, Bits) and payload.n_bits > self.settings.max_bits:
+                raise TooLarge(
+                    f"bitstream of {payload.n_bits} bits exceeds the BS limit of {self.settings.max_bits}"
+                )
+            h = il.decode_csi(payload, rate)
+        except CsilinkError as exc:
+            return Outcome(error=exc)
+        self.csi.put(ue_id, block, StoredCsi(h, seq, rate))
+        return Outcome(h_ad=h, target=il.MIMO_CSI_TARGET,
+                       timings={"bs_wire_decode_ns": time.perf_counter_ns() - t0})
+
+    def read_images(self, keys: list[tuple[str, str, int]], size: int) -> np.ndarray:
+        """uint8 ``[B, S, S, 3]`` of the image keys ``(dataset_id, split, index)``, in order;
+        ``S`` must be the model's ``size``."""
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, (did, split, _) in enumerate(keys):
+            groups.setdefault((did, split), []).append(i)
+        out = np.zeros((len(keys), size, size, 3), np.uint8)
+        for (did, split), idx in groups.items():
+            f = self.images.file(did)
+            if f.size(split) != size:
+                raise InvalidInput(
+                    f"image dataset {f.dataset_id} has {f.size(split)}x{f.size(split)} images, the model "
+                    f"takes {size}x{size}"
+                )
+            out[idx] = f.read(split, [keys[i][2] for i in idx])
+        return out
 
     def model_for(self, model_id: str, version: str) -> LoadedDecoder:
         """The decoder of a report's model; ``ModelMismatch`` (FAILED_PRECONDITION) names both the
         report's model/version and what the BS has."""
         ld = self._models.get(model_id)  # dict read: atomic, no lock on the hot path
+        if ld is None and model_id in self._transmitters:
+            raise ModelMismatch(
+                f"report made by model {model_id!r}, which the BS holds as an image-link transmitter: "
+                "it decodes no CSI reports"
+            )
         if ld is None:
             with self._lock:
                 loaded = sorted(f"{m.model_id} v{m.version}" for m in self._models.values())
@@ -412,3 +509,4 @@ class BsNode:
             if ld.batcher is not None:
                 ld.batcher.stop()
         self.data.close()
+        self.images.close()

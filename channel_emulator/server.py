@@ -25,6 +25,14 @@ class ChannelSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(50052, ge=0, le=65535)
     bs_addr: str = "127.0.0.1:50053"
+    #: The UE node: the image link's TransmitMimo forwards the received symbols to it.
+    ue_addr: str = "127.0.0.1:50051"
+    #: Image link: channel pool file (``datagen.mimo``) the MIMO H are drawn from, and its split;
+    #: None = i.i.d. Rayleigh CN(0, 1). A missing file fails only the MIMO requests.
+    mimo_pool: str | None = None
+    mimo_split: str = "test"
+    #: Image link: most complex symbols in one TransmitMimo (all images together).
+    max_mimo_symbols: int = Field(1 << 22, ge=1, le=1 << 26)
     link: dict[str, Any] = Field(default_factory=dict)
     links: dict[int, dict[str, Any]] = Field(default_factory=dict)
     #: Wait out the simulated air delay (delay_ms + jitter) before forwarding; False only reports it.
@@ -47,6 +55,18 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     add_common_args(p, default_port=50052)
     p.add_argument("--bs", dest="bs_addr", default=None, help="BS node HOST:PORT")
+    p.add_argument(
+        "--ue", dest="ue_addr", default=None, help="UE node HOST:PORT (image link: received symbols)"
+    )
+    p.add_argument(
+        "--mimo-pool",
+        dest="mimo_pool",
+        default=None,
+        help="image link: channel pool file of MIMO matrices (default: i.i.d. Rayleigh)",
+    )
+    p.add_argument(
+        "--mimo-split", dest="mimo_split", default=None, help="split of the channel pool (default test)"
+    )
     p.add_argument(
         "--link", default=None, help='default link config as JSON, e.g. \'{"mode": "awgn", "snr_db": 10}\''
     )
@@ -72,7 +92,14 @@ def run(args: argparse.Namespace) -> int:
         ChannelSettings,
         args.config,
         "channel",
-        {"host": args.host, "port": args.port, "bs_addr": args.bs_addr},
+        {
+            "host": args.host,
+            "port": args.port,
+            "bs_addr": args.bs_addr,
+            "ue_addr": args.ue_addr,
+            "mimo_pool": args.mimo_pool,
+            "mimo_split": args.mimo_split,
+        },
     )
     link = dict(settings.link)
     if args.link:

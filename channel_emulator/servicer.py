@@ -9,6 +9,11 @@ the merged results return in request order.
 
 Idempotent by ``(ue_id, seq)``: a retried report (same payload, same link configuration) gets
 the same channel outcome from a small LRU and is not counted again.
+
+Image link (``SoundMimo``, ``TransmitMimo``): the downlink MIMO channel of
+``channel_emulator.mimo``, keyed by the UE's link ``seed``; TransmitMimo forwards the received
+symbols to the UE's ``ReceiveImage`` and returns its result with the emulator's timings.
+Deterministic by construction (keyed draws), so a retry needs no cache.
 """
 
 from __future__ import annotations
@@ -31,11 +36,15 @@ from csilink.rpc import (
     bs_pb,
     ch_grpc,
     ch_pb,
+    complex_in,
+    complex_to_pb,
     copy_report_header,
     payload_of,
     pb,
     set_payload,
     status_of,
+    ue_grpc,
+    ue_pb,
 )
 from csilink.server_common import (
     MethodStats,
@@ -45,6 +54,7 @@ from csilink.server_common import (
     status_for,
     time_left,
 )
+from shared import image_link as il
 from shared.errors import CsilinkError, InvalidInput, TooLarge
 from shared.wire import Bits
 
@@ -81,11 +91,20 @@ class ChannelServicer(ch_grpc.ChannelEmulatorServicer):
             settings.bs_addr, options=client_options(settings.max_message_mb << 20)
         )
         self._bs = bs_grpc.BsServiceStub(self._bs_channel)
+        self._ue_channel = grpc.insecure_channel(
+            settings.ue_addr, options=client_options(settings.max_message_mb << 20)
+        )
+        self._ue = ue_grpc.UeServiceStub(self._ue_channel)
+        from channel_emulator.mimo import MimoChannel, MimoPool
+
+        pool = MimoPool(settings.mimo_pool, settings.mimo_split) if settings.mimo_pool else None
+        self._mimo = MimoChannel(pool)
         self._t0 = time.monotonic_ns()
         self._counters: collections.Counter[str] = collections.Counter()
 
     def close(self) -> None:
         self._bs_channel.close()
+        self._ue_channel.close()
 
     # ------------------------------------------------------------------ configuration
 
@@ -104,6 +123,9 @@ class ChannelServicer(ch_grpc.ChannelEmulatorServicer):
                 "default": self._default_cfg.model_dump(mode="json"),
                 "links": {str(k): v.model_dump(mode="json") for k, v in sorted(self._own_cfg.items())},
                 "bs_addr": self.settings.bs_addr,
+                "ue_addr": self.settings.ue_addr,
+                "mimo_pool": self.settings.mimo_pool,
+                "mimo_split": self.settings.mimo_split,
             }
 
     def Configure(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -225,6 +247,7 @@ class ChannelServicer(ch_grpc.ChannelEmulatorServicer):
             report.rate,
             report.world_key.SerializeToString(deterministic=True),
             body,
+            str(report.block) if report.HasField("block") else "",
         )
 
     def Transmit(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -320,6 +343,68 @@ class ChannelServicer(ch_grpc.ChannelEmulatorServicer):
             self._counters["retries"] += retries
             self._counters["forwarded"] += len(fwd)
         return ch_pb.TransmitResponse(results=results)
+
+    # ------------------------------------------------------------------ the image link (downlink)
+
+    def _mimo_link(self, link: Any) -> tuple[int, int, int, int, int]:
+        """(seed, ue_id, block, nt, nr) of a request's MimoLinkId, validated; the seed is the
+        UE's link seed (the scenario's)."""
+        il.check_size(int(link.nt), int(link.nr))
+        ue = int(link.ue_id)
+        return int(self._link(ue).cfg.seed), ue, int(link.block), int(link.nt), int(link.nr)
+
+    def SoundMimo(self, request: Any, context: grpc.ServicerContext) -> Any:
+        t0 = time.perf_counter_ns()
+        snr = il.check_snr(request.snr_db)
+        seed, ue, block, nt, nr = self._mimo_link(request.link)
+        y_p, h, src = self._mimo.sound(seed, ue, block, nr, nt, snr, int(request.seq))
+        resp = ch_pb.SoundMimoResponse(y_p=complex_to_pb(y_p), h_source=src, snr_db=snr)
+        if request.want_true_h:
+            resp.h_true.CopyFrom(complex_to_pb(h))
+        resp.channel_total_ns = time.perf_counter_ns() - t0
+        with self._lock:
+            self._counters["mimo_soundings"] += 1
+        return resp
+
+    def TransmitMimo(self, request: Any, context: grpc.ServicerContext) -> Any:
+        t0 = time.perf_counter_ns()
+        snr = il.check_snr(request.snr_db)
+        seed, ue, block, nt, nr = self._mimo_link(request.link)
+        x = complex_in(request.symbols, "symbols", self.settings.max_mimo_symbols)
+        if x.ndim != 3 or x.shape[1] != nt:
+            raise InvalidInput(
+                f"symbols must be [B, Nt, n] with Nt = link.nt = {nt}, got {list(x.shape)}"
+            )
+        y, src = self._mimo.transmit(seed, ue, block, nr, x, snr, int(request.seq))
+        t_proc = time.perf_counter_ns() - t0
+        fwd = ue_pb.ReceiveImageRequest(
+            model_id=request.model_id,
+            model_version=request.model_version,
+            snr_db=snr,
+            seq=request.seq,
+            y=complex_to_pb(y),
+        )
+        fwd.link.CopyFrom(request.link)
+        timeout = request.timeout_ms / 1e3 if request.timeout_ms else self.settings.forward_timeout_s
+        t1 = time.perf_counter_ns()
+        res = call_with_retry(
+            self._ue.ReceiveImage,
+            fwd,
+            timeout_s=time_left(context, timeout),
+            what=f"channel emulator -> UE at {self.settings.ue_addr}",
+        )
+        rpc_ns = time.perf_counter_ns() - t1
+        res.h_source = src
+        tm = res.timings
+        tm.channel_process_ns = t_proc
+        tm.channel_ue_rpc_ns = rpc_ns
+        tm.network_ns = max(0, rpc_ns - tm.ue_total_ns)
+        tm.channel_total_ns = time.perf_counter_ns() - t0
+        with self._lock:
+            self._counters["mimo_transmissions"] += 1
+            self._counters["mimo_images"] += x.shape[0]
+            self._counters["mimo_symbols_on_air"] += x.size
+        return res
 
 
 def _jsonable(x: Any) -> Any:

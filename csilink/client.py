@@ -8,6 +8,16 @@
 ...     out[0].ok, out[0].h_ad.shape, out[0].channel.bit_errors
 (True, (32, 32), 0)
 
+The downlink image link (docs/image_link.md): ``acquire_mimo_csi`` (UE sounds, estimates and
+feeds the quantized H back to the BS) then ``send_image`` (BS encodes images of its image
+dataset, the emulator carries them over the same MIMO channel, the UE decodes)::
+
+    acq = link.acquire_mimo_csi(ue_id=0, block=3, nt=4, snr_db=10, seq=3, model_id="lcfsc-mse",
+                                feedback_bits=6)
+    out = link.send_image([("", "test", 0)], ue_id=0, block=3, nt=4, snr_db=10, model_id="lcfsc-mse",
+                          csi_mode="feedback", csi_seq=3)
+    out.images.shape  # (1, 64, 64, 3) uint8
+
 Results are typed (:class:`ReportOutcome`, numpy reconstructions); a request-level failure
 raises :class:`LinkError` carrying the gRPC code and the node's message. numpy + grpc only.
 """
@@ -28,9 +38,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from csilink.rpc import (
     SERVICE_NAMES,
     bs_grpc,
+    bs_pb,
     ch_grpc,
     code_name,
     complex_from_pb,
+    complex_to_pb,
+    il_pb,
+    images_from_pb,
     key_to_pb,
     pb,
     ue_grpc,
@@ -114,6 +128,95 @@ class ReportOutcome:
     @property
     def dropped(self) -> bool:
         return self.channel.dropped
+
+
+@dataclass
+class CsiAcquisition:
+    """What ``AcquireMimoCsi`` did: the UE's estimate of one block and its feedback.
+
+    ``h_true`` is simulation METADATA (the emulator's true H, for scoring only; None unless
+    asked); ``feedback`` the CSI report's outcome over the uplink (None when none was sent).
+    """
+
+    ue_id: int
+    block: int
+    nt: int
+    nr: int
+    h_est: np.ndarray
+    h_true: np.ndarray | None
+    estimator: str
+    feedback_bits: int
+    feedback: ReportOutcome | None
+    snr_db: float
+    h_source: str
+    timings: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def feedback_ok(self) -> bool:
+        return self.feedback is not None and self.feedback.ok
+
+    @property
+    def nmse_db(self) -> float:
+        """NMSE of the UE's estimate against the true H (dB); NaN without ``h_true``."""
+        if self.h_true is None:
+            return math.nan
+        err = float(np.sum(np.abs(self.h_est - self.h_true) ** 2))
+        return 10 * math.log10(max(err / max(float(np.sum(np.abs(self.h_true) ** 2)), 1e-30), 1e-30))
+
+
+@dataclass
+class ImageOutcome:
+    """The result of one ``SendImage``: the UE's reconstructions ``images`` uint8 ``[B, S, S, 3]``
+    in request order, plus what each hop recorded."""
+
+    ue_id: int
+    block: int
+    nt: int
+    nr: int
+    model_id: str
+    model_version: str
+    snr_db: float
+    n_symbols: int
+    images: np.ndarray
+    csi_mode: str
+    csi_seq: int
+    h_source: str
+    timings: dict[str, int] = field(default_factory=dict)
+
+
+def image_outcome_from_pb(res: Any) -> ImageOutcome:
+    return ImageOutcome(
+        ue_id=int(res.link.ue_id),
+        block=int(res.link.block),
+        nt=int(res.link.nt),
+        nr=int(res.link.nr),
+        model_id=res.model_id,
+        model_version=res.model_version,
+        snr_db=float(res.snr_db),
+        n_symbols=int(res.n_symbols),
+        images=images_from_pb(res.images),
+        csi_mode=res.csi_mode,
+        csi_seq=int(res.csi_seq),
+        h_source=res.h_source,
+        timings=_fields(res.timings),
+    )
+
+
+def _mimo_link(ue_id: int, block: int, nt: int, nr: int | None) -> Any:
+    return il_pb.MimoLinkId(ue_id=int(ue_id), block=int(block), nt=int(nt), nr=int(nt if nr is None else nr))
+
+
+def _image_key(key: Any) -> Any:
+    """An ``ImageKey`` from an ImageKey, a dict, ``(dataset_id, split, index)`` or ``(split, index)``."""
+    if isinstance(key, il_pb.ImageKey):
+        return key
+    if isinstance(key, dict):
+        return il_pb.ImageKey(**key)
+    if isinstance(key, tuple | list) and len(key) == 3:
+        return il_pb.ImageKey(dataset_id=str(key[0]), split=str(key[1]), index=int(key[2]))
+    if isinstance(key, tuple | list) and len(key) == 2:
+        return il_pb.ImageKey(split=str(key[0]), index=int(key[1]))
+    raise InvalidInput(f"cannot make an image key of {key!r}: give (dataset_id, split, index)")
 
 
 def _fields(msg: Any) -> dict[str, Any]:
@@ -416,10 +519,91 @@ class LinkClient:
 
     def decode(self, reports: Sequence[Any], timeout_s: float | None = None) -> list[ReportOutcome]:
         """Send ready-made ``CsiReport`` messages straight to the BS."""
-        from csilink.rpc import bs_pb
-
         resp = self._call("bs", "Decode", bs_pb.DecodeRequest(reports=list(reports)), timeout_s)
         return [outcome_from_pb(r) for r in resp.results]
+
+    # ------------------------------------------------------------------ image link
+
+    def acquire_mimo_csi(
+        self,
+        *,
+        ue_id: int,
+        block: int,
+        nt: int,
+        nr: int | None = None,
+        snr_db: float,
+        seq: int = 0,
+        model_id: str = "",
+        estimator: str = "",
+        feedback_bits: int = 0,
+        want_true_h: bool = True,
+        timeout_s: float | None = None,
+    ) -> CsiAcquisition:
+        """The UE sounds the ``nr x nt`` channel of ``(ue_id, block)``, estimates it (the model's
+        estimator, or LS with ``estimator="ls"`` / no ``model_id``), keeps the estimate and, with
+        ``feedback_bits`` > 0, sends it quantized over the uplink to the BS."""
+        t = timeout_s or self.timeout_s
+        req = ue_pb.AcquireMimoCsiRequest(
+            link=_mimo_link(ue_id, block, nt, nr),
+            snr_db=float(snr_db),
+            seq=int(seq),
+            model_id=model_id,
+            estimator=estimator,
+            feedback_bits=int(feedback_bits),
+            want_true_h=want_true_h,
+            timeout_ms=int(t * 1e3),
+        )
+        r = self._call("ue", "AcquireMimoCsi", req, t)
+        return CsiAcquisition(
+            ue_id=int(r.link.ue_id),
+            block=int(r.link.block),
+            nt=int(r.link.nt),
+            nr=int(r.link.nr),
+            h_est=complex_from_pb(r.h_est),
+            h_true=complex_from_pb(r.h_true) if r.HasField("h_true") else None,
+            estimator=r.estimator,
+            feedback_bits=int(r.feedback_bits),
+            feedback=outcome_from_pb(r.feedback) if r.HasField("feedback") else None,
+            snr_db=float(r.snr_db),
+            h_source=r.h_source,
+            timings=_fields(r.timings),
+        )
+
+    def send_image(
+        self,
+        images: Sequence[Any],
+        *,
+        ue_id: int,
+        block: int,
+        nt: int,
+        nr: int | None = None,
+        model_id: str,
+        snr_db: float,
+        csi_mode: str = "feedback",
+        h_true: np.ndarray | None = None,
+        seq: int = 0,
+        csi_seq: int | None = None,
+        timeout_s: float | None = None,
+    ) -> ImageOutcome:
+        """The BS sends ``images`` (keys ``(dataset_id, split, index)`` of its image dataset) to
+        the UE over the channel of ``(ue_id, block)``; the UE's reconstructions come back.
+        ``csi_mode``: ``feedback`` (the H the UE fed back; ``csi_seq`` = that report's seq
+        refuses stale CSI), ``perfect`` (``h_true``), ``none``."""
+        t = timeout_s or self.timeout_s
+        req = bs_pb.SendImageRequest(
+            link=_mimo_link(ue_id, block, nt, nr),
+            model_id=model_id,
+            images=[_image_key(k) for k in images],
+            csi_mode=csi_mode,
+            snr_db=float(snr_db),
+            seq=int(seq),
+            timeout_ms=int(t * 1e3),
+        )
+        if h_true is not None:
+            req.h_true.CopyFrom(complex_to_pb(h_true))
+        if csi_seq is not None:
+            req.csi_seq = int(csi_seq)
+        return image_outcome_from_pb(self._call("bs", "SendImage", req, t))
 
     # ------------------------------------------------------------------ stats
 

@@ -31,6 +31,10 @@ For every sweep point (``Scenario.points()``) the runner
 Results go to the output folder: ``results.csv`` (one row per point), ``reports.csv`` (one row
 per report), ``results.json`` (rows, per-point reason counts, node stats, scenario and
 provenance) and PNG plots (:mod:`csilink.plots`).
+
+A scenario's ``image_link`` section (the downlink semantic image link) runs after the CSI-report
+points with :class:`csilink.image_runner.ImageLinkRunner`: ``image_results.csv`` (one row per
+point), ``images.csv`` (one row per image) and its part of ``results.json``.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from csilink.image_runner import ImageLinkRunner, ImagePointResult
 from csilink.scenario import ResolvedScenario, SweepPoint, load_scenario
 from shared import metrics
 from shared.errors import CsilinkError, InvalidInput
@@ -130,6 +135,8 @@ class RunResult:
     provenance: dict[str, Any]
     out_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
+    #: The ``image_link`` sweep's points (empty without that section).
+    image_points: list[ImagePointResult] = field(default_factory=list)
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -588,8 +595,48 @@ def _clean(v: Any) -> Any:
 
 
 def write_outputs(result: RunResult, out_dir: Path, plots: bool = True) -> list[Path]:
-    """results.csv, reports.csv, results.json and the plots; returns the files written."""
+    """results.csv, reports.csv, results.json and the plots (CSI reports, when the scenario has
+    any), image_results.csv and images.csv (image link); returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    if result.points:
+        files += _write_report_csvs(result, out_dir)
+    sc = result.scenario
+    if result.image_points:
+        from csilink.image_runner import write_image_outputs
+
+        files += write_image_outputs(result.image_points, out_dir)
+    doc = {
+        "schema": "csilink-run/1",
+        "scenario": {"file": sc.source, "content": sc.scenario.model_dump(mode="json"),
+                     "dataset": str(sc.dataset_path) if sc.dataset_path else None,
+                     "dataset_id": _dataset_id(sc.dataset_path) if sc.dataset_path else None},
+        "provenance": result.provenance,
+        "points": [
+            {"row": pr.row, "drop_reasons": pr.drop_reasons, "error_reasons": pr.error_reasons,
+             "node_stats": {k: v.get("counters", {}) for k, v in pr.stats.items()}}
+            for pr in result.points
+        ],
+    }
+    if sc.image_link is not None:
+        from csilink.image_runner import image_json
+
+        doc["image_link"] = image_json(result.image_points, sc.image_link)
+    p = out_dir / "results.json"
+    p.write_text(json.dumps(_clean(doc), indent=2) + "\n")
+    files.append(p)
+    if plots and result.points:
+        from csilink.plots import plot_run
+
+        lat = {pr.row["label"]: np.array([r.latency_ms for r in pr.records if r.status == "ok"])
+               for pr in result.points}
+        files += plot_run(result.rows, lat, out_dir, title=sc.scenario.name)
+    result.files = files
+    result.out_dir = out_dir
+    return files
+
+
+def _write_report_csvs(result: RunResult, out_dir: Path) -> list[Path]:
     files = []
     p = out_dir / "results.csv"
     with open(p, "w", newline="") as f:
@@ -608,29 +655,6 @@ def write_outputs(result: RunResult, out_dir: Path, plots: bool = True) -> list[
             w.writerow({k: ("" if isinstance(v, float) and not math.isfinite(v) else v)
                         for k, v in asdict(r).items()})
     files.append(p)
-    sc = result.scenario
-    doc = {
-        "schema": "csilink-run/1",
-        "scenario": {"file": sc.source, "content": sc.scenario.model_dump(mode="json"),
-                     "dataset": str(sc.dataset_path), "dataset_id": _dataset_id(sc.dataset_path)},
-        "provenance": result.provenance,
-        "points": [
-            {"row": pr.row, "drop_reasons": pr.drop_reasons, "error_reasons": pr.error_reasons,
-             "node_stats": {k: v.get("counters", {}) for k, v in pr.stats.items()}}
-            for pr in result.points
-        ],
-    }
-    p = out_dir / "results.json"
-    p.write_text(json.dumps(_clean(doc), indent=2) + "\n")
-    files.append(p)
-    if plots:
-        from csilink.plots import plot_run
-
-        lat = {pr.row["label"]: np.array([r.latency_ms for r in pr.records if r.status == "ok"])
-               for pr in result.points}
-        files += plot_run(result.rows, lat, out_dir, title=sc.scenario.name)
-    result.files = files
-    result.out_dir = out_dir
     return files
 
 
@@ -655,7 +679,14 @@ def run_provenance(rs: ResolvedScenario, addresses: dict[str, str]) -> dict[str,
         m = Bundle.load(path, verify=False).manifest
         bundles[ref] = {"model_id": m.model_id, "version": m.version, "family": m.family,
                         "path": str(path), "manifest_sha256": _sha256(path / "manifest.json")}
-    return provenance(bundles=bundles, seed=rs.scenario.seed, addresses=addresses)
+    extra: dict[str, Any] = {}
+    if rs.image_link is not None:
+        from csilink.image_runner import image_bundle_provenance
+
+        extra["image_bundles"] = image_bundle_provenance(rs.image_link)
+        extra["image_dataset"] = {"path": str(rs.image_link.image_path),
+                                  "sha256": _sha256(rs.image_link.image_path)}
+    return provenance(bundles=bundles, seed=rs.scenario.seed, addresses=addresses, **extra)
 
 
 def _sha256(p: Path) -> str:
@@ -694,18 +725,25 @@ class Services:
 
 
 @contextlib.contextmanager
-def started_services(dataset: Path, compose_file: Path | None = None,
-                     log: Callable[[str], None] | None = None) -> Iterator[Services]:
+def started_services(dataset: Path | None, compose_file: Path | None = None,
+                     log: Callable[[str], None] | None = None, *, images: Path | None = None,
+                     mimo_pool: Path | None = None) -> Iterator[Services]:
     """Start the docker-compose.yml services natively (``csilink.launcher``: the same commands
-    and settings as the containers) on free 127.0.0.1 ports, every node reading ``dataset``;
-    stop them on exit."""
+    and settings as the containers) on free 127.0.0.1 ports, every node reading ``dataset``
+    (None: the compose file's default); ``images`` / ``mimo_pool`` replace the image link's
+    image file (BS) and channel pool (emulator). Stop them on exit."""
     import io
 
     from csilink import launcher as L
     from csilink.commands.up import find_compose_file
 
     compose = find_compose_file(compose_file).resolve()
-    project = L.load_project(compose, {"CSILINK_DATASET": str(Path(dataset).resolve())})
+    variables = {}
+    for var, path in (("CSILINK_DATASET", dataset), ("CSILINK_IMAGES", images),
+                      ("CSILINK_MIMO_POOL", mimo_pool)):
+        if path is not None:
+            variables[var] = str(Path(path).resolve())
+    project = L.load_project(compose, variables)
     steps = L.make_plan(project, L.allocate_ports(project), run=False)
     run_dir = L.default_run_dir(project.project_dir)
     err = io.StringIO() if log is None else _LineSink(log)
@@ -765,14 +803,22 @@ def run_scenario(scenario: str | Path | ResolvedScenario, ue: str | None = None,
                                                 timeout_s=CONTROL_TIMEOUT_S))
         client.wait_ready(connect_timeout_s)
         total = rs.scenario.reports
-        runner = Runner(
-            rs, client,
-            on_progress=(progress.advance if progress is not None else None),
-            on_point=((lambda p: progress.start_point(p, total * p.ues)) if progress is not None else None),
-            keep_reconstructions=keep_reconstructions,
-        )
-        points = runner.run()
-        result = RunResult(rs, points, run_provenance(rs, addrs))
+        points: list[PointResult] = []
+        advance = progress.advance if progress is not None else None
+        if rs.scenario.points():
+            start = (lambda p: progress.start_point(p, total * p.ues)) if progress is not None else None
+            runner = Runner(rs, client, on_progress=advance, on_point=start,
+                            keep_reconstructions=keep_reconstructions)
+            points = runner.run()
+        image_points: list[ImagePointResult] = []
+        if rs.image_link is not None:
+            n_img = rs.image_link.section.images.n
+            image_points = ImageLinkRunner(
+                rs.image_link, client, rs.scenario.seed, keep_reconstructions=keep_reconstructions,
+                on_point=((lambda p: progress.start_point(p, n_img)) if progress is not None else None),
+                on_progress=advance,
+            ).run()
+        result = RunResult(rs, points, run_provenance(rs, addrs), image_points=image_points)
     if write:
         write_outputs(result, Path(out) if out is not None else rs.scenario.output_dir, plots=plots)
     return result

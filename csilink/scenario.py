@@ -12,6 +12,9 @@ may hold a list instead of one value; their cartesian product is the sweep:
 ``extensions`` holds sections that method families register with
 :func:`register_scenario_extension` (their own pydantic models, validated here too).
 
+``image_link`` sweeps the downlink semantic image link instead of (or besides) the CSI reports
+(``csilink.image_runner``); a scenario with it may leave out ``dataset`` and ``models``.
+
 Every problem is raised as :class:`shared.errors.InvalidInput` (or ``NotFound`` for an unknown
 bundle) with the file, the field path and the problem, e.g.
 ``scenarios/x.yaml: channel.snr_db: must be a number or a list of numbers``.
@@ -42,6 +45,7 @@ from pydantic import (
     model_validator,
 )
 
+from csilink.image_runner import ImageLinkSection, ResolvedImageLink
 from shared.errors import InvalidInput, NotFound
 
 #: Channel fields that may be swept (a list of values instead of one).
@@ -142,12 +146,13 @@ class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = "scenario"
     description: str = ""
-    dataset: DatasetSpec
+    #: Required unless the scenario has an ``image_link`` section (so are ``models``).
+    dataset: DatasetSpec | None = None
     #: Reports each UE sends at each sweep point (one sample each).
     reports: int = Field(default=256, ge=1, le=10_000_000)
     #: Number(s) of UEs; a single value is stored as a one-entry list (so are models, rate).
     ues: list[StrictInt] = Field(default_factory=lambda: [1])
-    models: list[ModelPair]
+    models: list[ModelPair] = Field(default_factory=list)
     #: Rate name(s) of the UE bundle, or bit / symbol counts; None: the bundle's first rate.
     rate: list[StrictStr | StrictInt | None] = Field(default_factory=lambda: [None])
     #: The channel emulator's LinkConfig fields; ``snr_db`` and ``mode`` may be lists.
@@ -165,6 +170,20 @@ class Scenario(BaseModel):
     #: Deadline of one call, seconds.
     deadline_s: float = Field(default=30.0, gt=0, le=3600)
     extensions: dict[str, Any] = Field(default_factory=dict)
+    #: The downlink semantic image link (``csilink.image_runner``).
+    image_link: ImageLinkSection | None = None
+
+    @model_validator(mode="after")
+    def _csi_or_image(self) -> Scenario:
+        if self.image_link is None:
+            if self.dataset is None:
+                raise _FieldError(("dataset",), "required field is missing")
+            if not self.models:
+                raise _FieldError(("models",), "required field is missing")
+        elif (self.dataset is None) != (not self.models):
+            missing = "dataset" if self.dataset is None else "models"
+            raise _FieldError((missing,), "required field is missing (CSI reports need dataset and models)")
+        return self
 
     @field_validator("ues", "models", "rate", mode="before")
     @classmethod
@@ -237,7 +256,8 @@ class Scenario(BaseModel):
         return v if isinstance(v, list) else [v]
 
     def points(self) -> list[SweepPoint]:
-        """The sweep: the cartesian product, models outermost (fewest swaps), SNR innermost."""
+        """The sweep: the cartesian product, models outermost (fewest swaps), SNR innermost. Empty
+        for an image-link-only scenario (``image_link.points()`` has those)."""
         out: list[SweepPoint] = []
         combos = itertools.product(
             self.model_pairs,
@@ -362,10 +382,14 @@ _LISTED = ("ues", "models", "rate")
 
 
 def _allowed_fields() -> dict[tuple, list[str]]:
+    from csilink.image_runner import ImageSource
+
     return {
         (): list(Scenario.model_fields),
         ("dataset",): list(DatasetSpec.model_fields),
         ("models",): list(ModelPair.model_fields),
+        ("image_link",): list(ImageLinkSection.model_fields),
+        ("image_link", "images"): list(ImageSource.model_fields),
     }
 
 
@@ -424,9 +448,10 @@ class ResolvedScenario:
 
     scenario: Scenario
     source: str
-    dataset_path: Path
+    dataset_path: Path | None
     bundles: dict[str, Path]
     rates: dict[tuple[str, str | int | None], str]
+    image_link: ResolvedImageLink | None = None
 
     def points(self) -> Iterator[SweepPoint]:
         yield from self.scenario.points()
@@ -438,10 +463,12 @@ def check_scenario(sc: Scenario, source: str = "<scenario>", scenario_file: Path
     each UE bundle, and the channel settings of every sweep point against ``LinkConfig``."""
     from shared.bundle import Bundle, resolve
 
-    ds = resolve_path(sc.dataset.path, scenario_file)
-    if not ds.is_file():
-        raise InvalidInput(f"{source}: dataset.path: no such file: {sc.dataset.path}")
-    _check_split(ds, sc.dataset.split, source)
+    ds = None
+    if sc.dataset is not None:
+        ds = resolve_path(sc.dataset.path, scenario_file)
+        if not ds.is_file():
+            raise InvalidInput(f"{source}: dataset.path: no such file: {sc.dataset.path}")
+        _check_split(ds, sc.dataset.split, source)
 
     bundles: dict[str, Path] = {}
     manifests: dict[str, Any] = {}
@@ -471,7 +498,12 @@ def check_scenario(sc: Scenario, source: str = "<scenario>", scenario_file: Path
 
     for pt in sc.points():
         _check_link_config(pt.channel, source)
-    return ResolvedScenario(sc, source, ds, bundles, rates)
+    image = None
+    if sc.image_link is not None:
+        from csilink.image_runner import check_image_link
+
+        image = check_image_link(sc.image_link, source, scenario_file, bundle_roots)
+    return ResolvedScenario(sc, source, ds, bundles, rates, image)
 
 
 def _rate_name(manifest: Any, rate: str | int | None, source: str) -> str:

@@ -43,6 +43,7 @@ from shared.errors import (
     InvalidInput,
     ModelMismatch,
     NotFound,
+    NotReady,
     TooLarge,
 )
 
@@ -67,6 +68,7 @@ _STATUS: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (ModelMismatch, grpc.StatusCode.FAILED_PRECONDITION),
     (BundleError, grpc.StatusCode.FAILED_PRECONDITION),
     (DatasetError, grpc.StatusCode.FAILED_PRECONDITION),
+    (NotReady, grpc.StatusCode.FAILED_PRECONDITION),
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
 ]
@@ -76,7 +78,7 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """gRPC code and message for an exception: the one mapping every service uses.
 
     ``InvalidInput`` -> INVALID_ARGUMENT, ``NotFound`` -> NOT_FOUND, ``ModelMismatch`` /
-    ``BundleError`` / ``DatasetError`` -> FAILED_PRECONDITION, ``TooLarge`` ->
+    ``BundleError`` / ``DatasetError`` / ``NotReady`` -> FAILED_PRECONDITION, ``TooLarge`` ->
     RESOURCE_EXHAUSTED, :class:`RpcFailure` -> its own code, a downstream ``grpc.RpcError`` ->
     its code; anything else is a bug -> INTERNAL (with the exception type in the message).
     """

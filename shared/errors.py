@@ -32,3 +32,8 @@ class DatasetError(CsilinkError):
 
 class TooLarge(CsilinkError):
     """Message or payload over a configured limit (RESOURCE_EXHAUSTED)."""
+
+
+class NotReady(CsilinkError):
+    """A request needs state the node does not have yet, e.g. no channel estimate or stored CSI
+    for an image-link block (FAILED_PRECONDITION: do the step that makes it first)."""

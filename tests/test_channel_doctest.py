@@ -10,7 +10,7 @@ import sys
 import pytest
 
 MODULES = ["config", "rng", "crc", "modulation", "fading", "simo", "analog", "digital", "theory", "stats",
-           "link"]
+           "link", "mimo"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -55,9 +55,13 @@ def test_services_and_methods_exist() -> None:
             "SendReports",
             "SendReportStream",
             "GetStats",
+            "AcquireMimoCsi",
+            "ReceiveImage",
         },
-        "ChannelEmulator": {"Configure", "Transmit", "GetStats", "ResetStats"},
-        "BsService": {"Configure", "LoadModel", "UnloadModel", "ListModels", "Decode", "GetStats"},
+        "ChannelEmulator": {"Configure", "Transmit", "GetStats", "ResetStats", "SoundMimo", "TransmitMimo"},
+        "BsService": {
+            "Configure", "LoadModel", "UnloadModel", "ListModels", "Decode", "GetStats", "SendImage"
+        },
     }
     files = {"UeService": ue_pb, "ChannelEmulator": ch_pb, "BsService": bs_pb}
     for svc, names in methods.items():

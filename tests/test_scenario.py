@@ -208,11 +208,14 @@ def test_the_required_scenarios_are_shipped() -> None:
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_shipped_scenarios_validate(path: Path) -> None:
     sc = load_scenario(path, check=False)
-    assert isinstance(sc, Scenario) and sc.points()
+    assert isinstance(sc, Scenario) and (sc.points() or sc.image_link.points())
     refs = {r for pair in sc.model_pairs for r in (pair.ue, pair.bs)}
+    refs |= set(sc.image_link.bundles if sc.image_link else [])
     missing = sorted(r for r in refs if not (ROOT / "bundles" / str(r)).is_dir())
     if missing:
         pytest.skip(f"bundles not shipped yet: {missing}")
+    if sc.image_link and not (ROOT / sc.image_link.images.path).is_file():
+        pytest.skip(f"image sample not shipped yet: {sc.image_link.images.path}")
     rs = load_scenario(path)
     assert isinstance(rs, ResolvedScenario)
-    assert rs.dataset_path.is_file()
+    assert rs.dataset_path.is_file() if sc.dataset else rs.image_link.image_path.is_file()

@@ -32,9 +32,15 @@ class UeSettings(BaseModel):
     max_batch_reports: int = Field(4096, ge=1, le=1 << 20)
     #: SendReportStream: requests processed concurrently (pipelining encode and forwarding).
     stream_pipeline: int = Field(2, ge=1, le=16)
+    #: Image link: channel estimates kept by (ue_id, block) for ReceiveImage (oldest dropped).
+    estimate_cache_size: int = Field(4096, ge=1, le=1 << 20)  # (start)
+    #: Image link: most images in one ReceiveImage.
+    max_images: int = Field(256, ge=1, le=65536)
     max_message_mb: int = Field(64, ge=1, le=2047)  # (start)
     max_workers: int = Field(16, ge=1, le=256)  # (start)
     grace_s: float = Field(5.0, ge=0.0, le=600.0)  # (start)
 
 
-FROZEN = ("host", "port", "channel_addr", "max_message_mb", "max_workers", "grace_s")
+FROZEN = (
+    "host", "port", "channel_addr", "estimate_cache_size", "max_message_mb", "max_workers", "grace_s"
+)

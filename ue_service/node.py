@@ -5,11 +5,18 @@
 by ``(seed, ue_id, seq)``), runs the model's encoder in batches and returns one
 :class:`Encoded` per item (payload or error). The servicer turns them into ``CsiReport``s.
 
+Image link (downlink receiver): a bundle of an image-link family (``shared.image_link``)
+loads as an ``ImageReceiver`` (``shared.image_rx``: learned channel estimator + decoder, ONNX)
+instead of a CSI encoder. ``estimate`` turns received pilots into the UE's own channel estimate,
+kept per ``(ue_id, block)`` in a bounded :class:`EstimateCache`; ``receive_images`` equalises and
+decodes with that estimate (never with the true channel, which the UE does not have).
+
 numpy + onnxruntime only: no torch anywhere on this path.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
 import threading
@@ -21,8 +28,10 @@ from typing import Any
 import numpy as np
 
 from csilink.server_common import DatasetViews
+from shared import image_link as il
+from shared import mimo
 from shared.bundle import MANIFEST, Bundle, resolve
-from shared.errors import CsilinkError, InvalidInput, ModelMismatch, NotFound
+from shared.errors import CsilinkError, InvalidInput, ModelMismatch, NotFound, NotReady
 from shared.estimation import CSI_RS_STREAM
 from shared.estimation import estimation_noise as _estimation_noise
 from shared.wire import Bits
@@ -51,6 +60,53 @@ class LoadedModel:
     def version(self) -> str:
         return self.bundle.version
 
+    @property
+    def is_image(self) -> bool:
+        """An image-link receiver (``encoder`` is an ``ImageReceiver``), not a CSI encoder."""
+        return il.is_image_family(self.bundle.family)
+
+
+@dataclass
+class Estimate:
+    """The UE's channel estimate of one block, as ReceiveImage uses it."""
+
+    h: np.ndarray  # [Nr, Nt] complex64
+    snr_db: float
+    seq: int
+    estimator: str
+
+
+class EstimateCache:
+    """The UE's channel estimates by ``(ue_id, block)``, least recently used dropped first: a
+    block's estimate is needed only until its images arrive."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._d: collections.OrderedDict[tuple[int, int], Estimate] = collections.OrderedDict()
+
+    def put(self, ue_id: int, block: int, est: Estimate) -> None:
+        with self._lock:
+            self._d[(ue_id, block)] = est
+            self._d.move_to_end((ue_id, block))
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
+
+    def get(self, ue_id: int, block: int) -> Estimate:
+        with self._lock:
+            est = self._d.get((ue_id, block))
+            if est is not None:
+                self._d.move_to_end((ue_id, block))
+        if est is None:
+            raise NotReady(
+                f"the UE has no channel estimate of ue {ue_id} block {block} (AcquireMimoCsi first; "
+                f"it keeps the last {self.size} blocks)"
+            )
+        return est
+
+    def __len__(self) -> int:
+        return len(self._d)
+
 
 @dataclass
 class Item:
@@ -73,7 +129,12 @@ class Encoded:
 
 def make_encoder(bundle: Bundle, threads: int = 1) -> Any:
     """The UE half of ``bundle`` (``shared.ue_encoder``: the ONNX encoder, or a non-learned
-    family's numpy encoder from ``models/<pkg>/ue.py``)."""
+    family's numpy encoder from ``models/<pkg>/ue.py``; for an image-link family the
+    ``shared.image_rx.ImageReceiver``)."""
+    if il.is_image_family(bundle.family):
+        from shared.image_rx import ImageReceiver
+
+        return ImageReceiver.from_bundle(bundle)
     from shared.ue_encoder import UeEncoder
 
     return UeEncoder.from_bundle(bundle, threads=threads)
@@ -110,6 +171,7 @@ class UeNode:
         self._models: dict[str, LoadedModel] = {}
         self._default: str | None = None
         self.data = UeDatasets(settings.datasets)
+        self.estimates = EstimateCache(settings.estimate_cache_size)
         for i, ref in enumerate(settings.bundles):
             self.load_model(ref, make_default=(i == 0))
 
@@ -129,7 +191,8 @@ class UeNode:
         lm = LoadedModel(bundle, encoder, digest)
         with self._lock:
             self._models[bundle.model_id] = lm
-            if make_default or self._default is None:
+            # The default model makes the CSI reports: an image receiver never becomes it.
+            if (make_default or self._default is None) and not lm.is_image:
                 self._default = bundle.model_id
         log.info("loaded %s v%s (%s) from %s", bundle.model_id, bundle.version, bundle.family, path)
         return lm
@@ -142,6 +205,11 @@ class UeNode:
             lm = self.load_model(ref, make_default=False)
         if version and lm.version != version:
             raise ModelMismatch(f"model {lm.model_id} is version {lm.version}, the swap asked for {version}")
+        if lm.is_image:
+            raise InvalidInput(
+                f"model {lm.model_id} is an image-link receiver (family {lm.bundle.family}); the "
+                "default model makes CSI reports"
+            )
         with self._lock:
             self._default = lm.model_id
         log.info("default model is now %s v%s", lm.model_id, lm.version)
@@ -153,7 +221,7 @@ class UeNode:
             if lm is None:
                 raise NotFound(f"the UE has no model {model_id!r} loaded; it has {sorted(self._models)}")
             if self._default == model_id:
-                self._default = next(iter(self._models), None)
+                self._default = next((m.model_id for m in self._models.values() if not m.is_image), None)
         return lm
 
     def models(self) -> tuple[list[LoadedModel], str | None]:
@@ -169,7 +237,72 @@ class UeNode:
             lm = self._models.get(mid)
             if lm is None:
                 raise NotFound(f"the UE has no model {mid!r} loaded; it has {sorted(self._models)}")
-            return lm
+        if lm.is_image:
+            raise InvalidInput(
+                f"model {lm.model_id} is an image-link receiver (family {lm.bundle.family}): it makes "
+                "no CSI reports"
+            )
+        return lm
+
+    def image_model(self, model_id: str, version: str = "") -> LoadedModel:
+        """The loaded image receiver ``model_id``; NOT_FOUND when not loaded, FAILED_PRECONDITION
+        when ``version`` (the transmitter's) differs, INVALID_ARGUMENT when it is a CSI model."""
+        if not model_id:
+            raise InvalidInput("the image link needs a model_id (an image-link bundle loaded at the UE)")
+        with self._lock:
+            lm = self._models.get(model_id)
+            if lm is None:
+                raise NotFound(f"the UE has no model {model_id!r} loaded; it has {sorted(self._models)}")
+        if not lm.is_image:
+            raise InvalidInput(
+                f"model {model_id} is a CSI-report model (family {lm.bundle.family}), not an image-link "
+                f"receiver (families {', '.join(il.IMAGE_FAMILIES)})"
+            )
+        if version and version != lm.version:
+            raise ModelMismatch(
+                f"images made by model {model_id!r} v{version}, but the UE has {model_id!r} v{lm.version} "
+                "loaded: version mismatch"
+            )
+        return lm
+
+    # ------------------------------------------------------------------ image link
+
+    def estimate(self, y_p: np.ndarray, snr_db: float, lm: LoadedModel | None) -> np.ndarray:
+        """The UE's channel estimate ``[Nr, Nt]`` from received pilots ``[Nr, Nt]``: the image
+        receiver's learned estimator, or least squares when ``lm`` is None."""
+        if lm is None:
+            return mimo.ls_estimate(y_p)[0]
+        rx = lm.encoder
+        h = rx.estimate(y_p[None].astype(np.complex64), np.array([snr_db], np.float32))
+        h = np.asarray(h)
+        if h.shape != (1, *y_p.shape) or not np.iscomplexobj(h) or not np.all(np.isfinite(h)):
+            raise RuntimeError(
+                f"estimator of {lm.model_id} returned {h.dtype} {list(h.shape)} for pilots {list(y_p.shape)}"
+            )
+        return h[0].astype(np.complex64)
+
+    def receive_images(
+        self, lm: LoadedModel, ue_id: int, block: int, y: np.ndarray, snr_db: float
+    ) -> np.ndarray:
+        """Equalise ``y [B, Nr, n]`` with the cached estimate of ``(ue_id, block)`` and decode:
+        uint8 ``[B, S, S, 3]``."""
+        rx = lm.encoder
+        est = self.estimates.get(ue_id, block)
+        b, nr = y.shape[0], y.shape[1]
+        if est.h.shape[0] != nr or est.h.shape[1] * y.shape[2] != int(rx.n_symbols):
+            raise NotReady(
+                f"the UE's estimate of ue {ue_id} block {block} is {est.h.shape[0]}x{est.h.shape[1]} "
+                f"(Nr x Nt); the received symbols {list(y.shape)} are for another size"
+            )
+        h_e = np.ascontiguousarray(np.broadcast_to(est.h, (b, *est.h.shape)))
+        out = np.asarray(rx.decode(y, h_e, np.full(b, snr_db, np.float32)))
+        s = int(rx.image_size)
+        if out.dtype != np.uint8 or out.shape != (b, s, s, 3):
+            raise RuntimeError(
+                f"decoder of {lm.model_id} returned {out.dtype} {list(out.shape)}, expected uint8 "
+                f"[{b}, {s}, {s}, 3]"
+            )
+        return out
 
     # ------------------------------------------------------------------ work
 

@@ -1,5 +1,8 @@
 """``csilink.v1.UeService``: protobuf in, :class:`UeNode` work, forwarding to the emulator.
 
+Image link: ``AcquireMimoCsi`` (sound -> estimate -> keep -> quantized feedback over the
+digital uplink) and ``ReceiveImage`` (equalise with the UE's own estimate -> decode).
+
 Thin: converts messages to domain types and back. Errors are raised as ``shared.errors``
 types and mapped to gRPC codes by the interceptor in ``csilink.server_common``; per-report
 problems become a per-report ``ReportStatus`` so one bad report does not sink its batch.
@@ -19,7 +22,20 @@ from typing import Any
 
 import grpc
 
-from csilink.rpc import ch_grpc, ch_pb, key_tuple, pb, set_payload, status_of, ue_grpc, ue_pb
+from csilink.rpc import (
+    ch_grpc,
+    ch_pb,
+    complex_in,
+    complex_to_pb,
+    il_pb,
+    images_to_pb,
+    key_tuple,
+    pb,
+    set_payload,
+    status_of,
+    ue_grpc,
+    ue_pb,
+)
 from csilink.server_common import (
     MethodStats,
     call_with_retry,
@@ -28,9 +44,10 @@ from csilink.server_common import (
     status_for,
     time_left,
 )
-from shared.errors import TooLarge
+from shared import image_link as il
+from shared.errors import InvalidInput, TooLarge
 from ue_service.config import FROZEN, UeSettings
-from ue_service.node import Encoded, Item, LoadedModel, UeNode
+from ue_service.node import Encoded, Estimate, Item, LoadedModel, UeNode
 
 log = logging.getLogger("csilink.ue")
 
@@ -268,3 +285,117 @@ class UeServicer(ue_grpc.UeServiceServicer):
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
+
+    # ------------------------------------------------------------------ image link
+
+    def AcquireMimoCsi(self, request: Any, context: grpc.ServicerContext) -> Any:
+        t0 = time.perf_counter_ns()
+        link = request.link
+        il.check_size(int(link.nt), int(link.nr))
+        snr = il.check_snr(request.snr_db)
+        ue, block, nt, nr = int(link.ue_id), int(link.block), int(link.nt), int(link.nr)
+        bits = int(request.feedback_bits)
+        if bits and not 1 <= bits <= 12:
+            raise InvalidInput(f"feedback_bits must be 0 (no feedback) or 1..12 bits per real, got {bits}")
+        estimator = request.estimator or ("model" if request.model_id else "ls")
+        if estimator not in ("model", "ls"):
+            raise InvalidInput(f"estimator must be 'model' or 'ls', got {request.estimator!r}")
+        lm = None
+        if estimator == "model":
+            if not request.model_id:
+                raise InvalidInput("estimator 'model' needs the model_id of a loaded image receiver")
+            lm = self.node.image_model(request.model_id)
+            il.check_model_size(lm.model_id, tuple(lm.encoder.sizes), nt, nr)
+        timeout = request.timeout_ms / 1e3 if request.timeout_ms else self.settings.forward_timeout_s
+        tm = il_pb.ImageTimings()
+
+        sound = ch_pb.SoundMimoRequest(snr_db=snr, seq=request.seq, want_true_h=request.want_true_h)
+        sound.link.CopyFrom(link)
+        t1 = time.perf_counter_ns()
+        sresp = call_with_retry(
+            self._stub.SoundMimo,
+            sound,
+            timeout_s=time_left(context, timeout),
+            what=f"UE -> channel emulator at {self.settings.channel_addr} (SoundMimo)",
+        )
+        tm.ue_sound_rpc_ns = time.perf_counter_ns() - t1
+        y_p = complex_in(sresp.y_p, "received pilots")
+        if y_p.shape != (nr, nt):
+            raise RuntimeError(f"emulator returned pilots {list(y_p.shape)} for a {nr}x{nt} link")
+
+        t1 = time.perf_counter_ns()
+        h_e = self.node.estimate(y_p, snr, lm)
+        tm.ue_estimate_ns = time.perf_counter_ns() - t1
+        self.node.estimates.put(ue, block, Estimate(h_e, snr, int(request.seq), estimator))
+
+        out = ue_pb.AcquireMimoCsiResponse(
+            h_est=complex_to_pb(h_e), estimator=estimator, snr_db=sresp.snr_db, h_source=sresp.h_source
+        )
+        out.link.CopyFrom(link)
+        if sresp.HasField("h_true"):
+            out.h_true.CopyFrom(sresp.h_true)  # METADATA for the runner: passed on, never used here
+        if bits:
+            payload, rate = il.encode_csi(h_e, bits)
+            r = pb.CsiReport(
+                ue_id=ue,
+                seq=request.seq,
+                model_id=il.MIMO_CSI_MODEL,
+                model_version=il.MIMO_CSI_VERSION,
+                rate=rate,
+                block=block,
+            )
+            set_payload(r, payload)
+            r.timestamps.ue_received_ns = r.timestamps.ue_sent_ns = time.time_ns()
+            t1 = time.perf_counter_ns()
+            resp = call_with_retry(
+                self._stub.Transmit,
+                ch_pb.TransmitRequest(reports=[r]),
+                timeout_s=time_left(context, timeout),
+                what=f"UE -> channel emulator at {self.settings.channel_addr} (CSI feedback)",
+            )
+            tm.ue_feedback_rpc_ns = time.perf_counter_ns() - t1
+            if len(resp.results) != 1:
+                raise RuntimeError(f"channel emulator answered {len(resp.results)} results for 1 report")
+            out.feedback.CopyFrom(resp.results[0])
+            out.feedback_bits = payload.n_bits
+        tm.ue_total_ns = time.perf_counter_ns() - t0
+        out.timings.CopyFrom(tm)
+        ok = out.feedback.status.code == pb.ReportStatus.OK
+        self._count(
+            mimo_acquisitions=1,
+            mimo_feedback_sent=1 if bits else 0,
+            mimo_feedback_ok=1 if bits and ok else 0,
+        )
+        return out
+
+    def ReceiveImage(self, request: Any, context: grpc.ServicerContext) -> Any:
+        t0 = time.perf_counter_ns()
+        link = request.link
+        il.check_size(int(link.nt), int(link.nr))
+        snr = il.check_snr(request.snr_db)
+        ue, block, nt, nr = int(link.ue_id), int(link.block), int(link.nt), int(link.nr)
+        lm = self.node.image_model(request.model_id, request.model_version)
+        rx = lm.encoder
+        il.check_model_size(lm.model_id, tuple(rx.sizes), nt, nr)
+        n_sym = int(rx.n_symbols)
+        y = complex_in(request.y, "received symbols", self.settings.max_images * n_sym)
+        if y.ndim != 3 or y.shape[1] != nr or y.shape[2] * nt != n_sym:
+            raise InvalidInput(
+                f"received symbols must be [B, Nr={nr}, n={n_sym // nt}] for model {lm.model_id} "
+                f"({n_sym} symbols per image over {nt} streams), got {list(y.shape)}"
+            )
+        t1 = time.perf_counter_ns()
+        images = self.node.receive_images(lm, ue, block, y, snr)
+        t_dec = time.perf_counter_ns() - t1
+        res = il_pb.ImageResult(
+            model_id=lm.model_id,
+            model_version=lm.version,
+            snr_db=snr,
+            n_symbols=n_sym,
+            images=images_to_pb(images),
+        )
+        res.link.CopyFrom(link)
+        res.timings.ue_decode_ns = t_dec
+        res.timings.ue_total_ns = time.perf_counter_ns() - t0
+        self._count(images_received=y.shape[0])
+        return res

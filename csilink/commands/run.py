@@ -114,6 +114,29 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Any:
     return t
 
 
+def image_table(rows: list[dict[str, Any]], title: str) -> Any:
+    """A rich Table of the image-link rows."""
+    from rich.table import Table
+
+    t = Table(title=title, show_lines=False, header_style="bold")
+    cols = [("#", "right"), ("model", "left"), ("MIMO", "left"), ("CSI", "left"), ("fb bits", "right"),
+            ("SNR dB", "right"), ("ok/sent", "right"), ("drop", "right"), ("err", "right"),
+            ("PSNR dB", "right"), ("MS-SSIM", "right"), ("H est NMSE dB", "right"),
+            ("CSI NMSE dB", "right"), ("UL BER", "right"), ("p50 ms", "right")]
+    for name, just in cols:
+        t.add_column(name, justify=just)
+    for r in rows:
+        t.add_row(
+            str(r["point"]), str(r["model"]), str(r["size"]), str(r["csi"]),
+            "-" if r.get("feedback_payload_bits") is None else str(r["feedback_payload_bits"]),
+            _fmt(r.get("snr_db"), "g"), f"{r['ok']}/{r['images']}", str(r["dropped"]), str(r["errors"]),
+            _fmt(r.get("psnr_db"), ".2f"), _fmt(r.get("ms_ssim"), ".4f"), _fmt(r.get("h_nmse_db"), ".2f"),
+            _fmt(r.get("csi_nmse_db"), ".2f"), _fmt(r.get("uplink_ber"), ".2e"),
+            _fmt(r.get("latency_p50_ms"), ".1f"),
+        )
+    return t
+
+
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -130,11 +153,17 @@ def _run(args: argparse.Namespace) -> int:
             raise InvalidInput(f"--seed must be >= 0, got {args.seed}")
         rs.scenario.seed = args.seed
     points = rs.scenario.points()
+    image_points = rs.image_link.section.points() if rs.image_link is not None else []
     if args.check:
         err.print(f"{args.scenario}: ok ({len(points)} sweep points, "
                   f"{sum(p.ues for p in points) * rs.scenario.reports} reports)")
         for p in points:
             err.print(f"  [{p.index}] {p.label()}")
+        if image_points:
+            n = rs.image_link.section.images.n
+            err.print(f"  image link: {len(image_points)} points, {n} images each")
+            for p in image_points:
+                err.print(f"  [image {p.index}] {p.label()}")
         return 0
     old_handler = None
     if threading.current_thread() is threading.main_thread():
@@ -144,14 +173,20 @@ def _run(args: argparse.Namespace) -> int:
 
         old_handler = signal.signal(signal.SIGTERM, interrupt)
     try:
-        with _Progress(err, len(points)) as prog:
+        with _Progress(err, len(points) + len(image_points)) as prog:
             result = run_scenario(rs, args.ue, args.channel, args.bs, args.out, plots=not args.no_plots,
                                   progress=prog, log_fn=lambda line: err.print(f"[dim]{line}[/dim]"))
     finally:
         if old_handler is not None:
             signal.signal(signal.SIGTERM, old_handler)
     out = Console(file=sys.stdout, width=max(Console().width, 160))
-    out.print(results_table(result.rows, f"{rs.scenario.name}: {rs.source}"))
+    if result.points:
+        out.print(results_table(result.rows, f"{rs.scenario.name}: {rs.source}"))
+    if result.image_points:
+        out.print(image_table([pr.row for pr in result.image_points], f"{rs.scenario.name}: image link"))
+        for pr in result.image_points:
+            for k, v in sorted(pr.reasons.items(), key=lambda kv: -kv[1])[:3]:
+                out.print(f"  image point {pr.point.index}: {v} x {k}")
     if any(r.get("sf_truth") == "cropped" for r in result.rows):
         out.print("* SGCS against the cropped (32-tap) truth: no stored SF truth for these samples")
     for pr in result.points:

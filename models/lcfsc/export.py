@@ -207,3 +207,30 @@ def make_tiny_bundle(
     )
     write_from_model(LcfscSystem(cfg), path, model_id, "untrained test bundle", {"untrained": True})
     return Path(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m models.lcfsc.export RUN_DIR OUT_DIR [--images CORPUS]``: the int8 check uses
+    the run's validation images (training scenes), never the test scene."""
+    import argparse
+
+    from training.lcfsc import load_images
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--images", default=None, help="image corpus (default: the run's)")
+    ap.add_argument("--description", default="")
+    a = ap.parse_args(argv)
+    cfg = json.loads((a.run / "config.json").read_text())
+    _, val = load_images(a.images or cfg["images"])
+    desc = a.description or (
+        f"{'LCFSC (CSI fusion masking, learnable ratio)' if cfg['variant'] == 'lcfsc' else cfg['variant']} "
+        f"image link, {cfg['loss']} loss, 64x64, 768 symbols (CBR 1/16), MIMO 2x2/4x4/8x8"
+    )
+    b = export_bundle(a.run, a.out, a.out.name, desc, check_images=val[:64])
+    print(json.dumps(b.summary(), indent=1))
+
+
+if __name__ == "__main__":
+    main()

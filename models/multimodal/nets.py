@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.multimodal.quantizer import ThermometerQuantizer
 from models.common.swin import PatchExpand, PatchMerge, SwinStage
+from models.multimodal.quantizer import ThermometerQuantizer
 from shared.thermometer import BMAX, allocate_bits
 
 NT, NRB, SC = 32, 48, 12  # antennas, resource blocks, subcarriers per RB

@@ -1,0 +1,322 @@
+"""Benchmark of the semantic image link (docs/image_link.md).
+
+Bundles: ``bundles/lcfsc-mse``, ``nomask-mse``, ``lcfsc-msssim``, ``nomask-msssim``
+(``scripts/train_lcfsc.sh``: same data, same CPU budget per pair). Test images: the held-out
+scene of the rendered corpus (``data/generated/rt-images-64.h5``, or the committed sample).
+Channels: the CDL pool's test split (``data/sample/mimo-cdl.h5``).
+
+Sections (``--only``):
+
+* ``link``: PSNR / MS-SSIM vs SNR 0..20 dB on 2x2 with CSI fed back at 6 bits per real,
+  through the three services (``csilink run`` of an ``image_link`` scenario), LCFSC vs no
+  masking; the separate-coding reference (JPEG + MIMO capacity) on the same images and SNRs;
+* ``snr``: the same sweep in-process on every size (same pieces the services run);
+* ``sizes``: PSNR per MIMO size with perfect CSI, LCFSC vs no masking (the masking gain), and
+  LCFSC at the stable ratio 0.009 (CFSC) with the same weights;
+* ``csi``: LCFSC with perfect CSI vs CSI fed back at 2/4/6/8 bits per real vs an LS-only UE;
+* ``ratio``: the R-CVAE's mean mask ratio vs SNR per size;
+* ``complexity``: parameters, MACs, images/s on the 2 CPU cores (BS encoder in torch, UE
+  decoder and NPN in ONNX Runtime).
+
+Writes docs/bench/image_link.json (merged per section), docs/img/il_*.png and the results part
+of docs/image_link.md.
+
+    .venv/bin/python benchmarks/bench_image_link.py              # ~25 min on 2 idle cores
+    .venv/bin/python benchmarks/bench_image_link.py --only sizes --n 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CORPUS = ROOT / "data/generated/rt-images-64.h5"
+SAMPLE = ROOT / "data/sample/rt-images-sample.h5"
+POOL = ROOT / "data/sample/mimo-cdl.h5"
+OUT = ROOT / "docs/bench/image_link.json"
+DOC = ROOT / "docs/image_link.md"
+IMG = ROOT / "docs/img"
+MODELS = ("lcfsc-mse", "nomask-mse", "lcfsc-msssim", "nomask-msssim")
+SNRS = (0.0, 5.0, 10.0, 15.0, 20.0)
+SIZES = (2, 4, 8)
+LINK_BITS = 6
+SEED = 5
+
+
+def corpus() -> Path:
+    return CORPUS if CORPUS.is_file() or list(CORPUS.parent.glob(f"{CORPUS.stem}.shard*")) else SAMPLE
+
+
+def images(n: int) -> np.ndarray:
+    from evaluation.image_link import shard_test_images, test_images
+
+    c = corpus()
+    return shard_test_images(c, n) if c == CORPUS else test_images(c, n)
+
+
+def nodes(model: str) -> tuple[Any, Any]:
+    from models.lcfsc.bs import ImageTransmitter
+    from shared.bundle import Bundle
+    from shared.image_rx import ImageReceiver
+
+    b = Bundle.load(ROOT / "bundles" / model)
+    return ImageTransmitter.from_bundle(b, "cpu"), ImageReceiver.from_bundle(b)
+
+
+def pools() -> dict[int, np.ndarray]:
+    from datagen.mimo import load_pool
+
+    return {n: load_pool(POOL, n, "test") for n in SIZES}
+
+
+def _point(res: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "psnr_db": round(float(np.mean(res["psnr"])), 3),
+        "msssim": round(float(np.mean(res["msssim"])), 4),
+        **({"mask_ratio": round(res["mask_ratio"], 5)} if res.get("mask_ratio") is not None else {}),
+        **({"est_nmse_db": round(res["est_nmse_db"], 2)} if "est_nmse_db" in res else {}),
+        **({"outage": round(res["outage"], 3)} if "outage" in res else {}),
+    }
+
+
+def _sweep(
+    imgs: np.ndarray,
+    sizes: tuple[int, ...],
+    snrs: tuple[float, ...],
+    conds: list[tuple[str, str, int, str]],
+    extra=None,
+) -> list[dict[str, Any]]:
+    """conds: (model, csi, bits, estimator); plus JPEG when ``extra`` == "jpeg"."""
+    from evaluation.image_link import Condition, draws, jpeg_capacity, run_model
+
+    ps = pools()
+    loaded = {m: nodes(m) for m in {c[0] for c in conds}}
+    rows = []
+    for n in sizes:
+        for snr in snrs:
+            d = draws(ps[n], len(imgs), n, snr, SEED)
+            for model, csi, bits, est in conds:
+                tx, rx = loaded[model]
+                t0 = time.time()
+                r = run_model(tx, rx, imgs, d, Condition(n, snr, csi, bits, est))
+                rows.append(
+                    {
+                        "model": model,
+                        "n": n,
+                        "snr_db": snr,
+                        "csi": csi,
+                        "bits": bits,
+                        "estimator": est,
+                        **_point(r),
+                        "seconds": round(time.time() - t0, 1),
+                    }
+                )
+                print(
+                    f"  {model} {n}x{n} {snr:g} dB {csi}{bits or ''} {est}: {rows[-1]['psnr_db']:.2f} dB",
+                    file=sys.stderr,
+                )
+            if extra == "jpeg":
+                tx = loaded[conds[0][0]][0]
+                r = jpeg_capacity(imgs, d["h"], d["snr"], tx.n_symbols // n)
+                rows.append(
+                    {
+                        "model": "jpeg+capacity",
+                        "n": n,
+                        "snr_db": snr,
+                        "csi": "perfect",
+                        "bits": 0,
+                        "estimator": "-",
+                        **_point(r),
+                        "capacity_bits": round(r["capacity_bits_mean"], 1),
+                    }
+                )
+    return rows
+
+
+def section_snr(n_img: int) -> dict[str, Any]:
+    imgs = images(n_img)
+    conds = [(m, "feedback", LINK_BITS, "npn") for m in MODELS]
+    return {"n_images": len(imgs), "rows": _sweep(imgs, SIZES, SNRS, conds, extra="jpeg")}
+
+
+def section_sizes(n_img: int) -> dict[str, Any]:
+    from evaluation.image_link import Condition, draws, run_model
+
+    imgs = images(n_img)
+    rows = _sweep(imgs, SIZES, SNRS, [(m, "perfect", 0, "npn") for m in MODELS])
+    # the stable-ratio ablation: the LCFSC weights with m fixed at 0.009 (what CFSC trains with)
+    ps = pools()
+    for model in ("lcfsc-mse", "lcfsc-msssim"):
+        tx, rx = nodes(model)
+        for n in SIZES:
+            for snr in SNRS:
+                d = draws(ps[n], len(imgs), n, snr, SEED)
+                r = run_model(tx, rx, imgs, d, Condition(n, snr, "perfect"), ratio=0.009)
+                rows.append(
+                    {
+                        "model": f"{model} @ m=0.009",
+                        "n": n,
+                        "snr_db": snr,
+                        "csi": "perfect",
+                        "bits": 0,
+                        "estimator": "npn",
+                        **_point(r),
+                    }
+                )
+    return {"n_images": len(imgs), "rows": rows}
+
+
+def section_csi(n_img: int) -> dict[str, Any]:
+    imgs = images(n_img)
+    conds = [("lcfsc-mse", "perfect", 0, "npn")]
+    conds += [("lcfsc-mse", "feedback", b, "npn") for b in (2, 4, 6, 8)]
+    conds += [
+        ("lcfsc-mse", "feedback", LINK_BITS, "ls"),
+        ("nomask-mse", "none", 0, "npn"),
+        ("nomask-mse", "none", 0, "ls"),
+    ]
+    return {"n_images": len(imgs), "rows": _sweep(imgs, (2, 8), (0.0, 10.0, 20.0), conds)}
+
+
+def section_complexity() -> dict[str, Any]:
+    import onnxruntime as ort
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from models.lcfsc.system import LcfscSystem
+    from shared import mimo
+
+    out = {}
+    imgs = images(64)
+    for model in ("lcfsc-mse", "nomask-mse"):
+        tx, rx = nodes(model)
+        sysm = LcfscSystem(tx.cfg)
+        enc_params = sum(p.numel() for p in tx.encoder.parameters())
+        rc_params = sum(p.numel() for p in tx.rcvae.parameters()) if tx.rcvae is not None else 0
+        dec_params = sum(p.numel() for p in sysm.decoder.parameters())
+        npn_params = sum(p.numel() for p in sysm.npn.parameters())
+        h = (np.random.default_rng(0).standard_normal((64, 2, 2)) * (1 + 1j) / 2).astype(np.complex64)
+        snr = np.full(64, 10.0, np.float32)
+        img1 = torch.from_numpy(imgs[:1]).permute(0, 3, 1, 2).float() / 255
+        with FlopCounterMode(display=False) as fc, torch.no_grad():
+            sysm.encoder(
+                img1,
+                torch.tensor([10.0]),
+                torch.from_numpy(h[:1]) if tx.uses_csi else None,
+                torch.tensor([0.009]) if tx.uses_csi else None,
+            )
+        enc_macs = fc.get_total_flops() // 2
+        with FlopCounterMode(display=False) as fc, torch.no_grad():
+            sysm.decoder(
+                torch.zeros(1, 2 * tx.n_symbols), torch.zeros(1, tx.cfg.n_tokens), torch.tensor([10.0])
+            )
+        dec_macs = fc.get_total_flops() // 2
+        torch.set_num_threads(2)
+        t0 = time.perf_counter()
+        reps = 3
+        for _ in range(reps):
+            x = tx.encode(imgs, h, snr)
+        enc_ips = reps * len(imgs) / (time.perf_counter() - t0)
+        y = mimo.propagate(h, x, snr, np.random.default_rng(1))
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 2
+        rx.decoder = ort.InferenceSession(
+            str(ROOT / "bundles" / model / "rx.int8.onnx"), so, providers=["CPUExecutionProvider"]
+        )
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            rx.decode(y, h, snr)
+        dec_ips = reps * len(imgs) / (time.perf_counter() - t0)
+        out[model] = {
+            "encoder_params": enc_params,
+            "rcvae_params": rc_params,
+            "decoder_params": dec_params,
+            "npn_params": npn_params,
+            "encoder_macs": int(enc_macs),
+            "decoder_macs": int(dec_macs),
+            "encoder_images_per_s": round(enc_ips, 1),
+            "decoder_images_per_s": round(dec_ips, 1),
+            "batch": len(imgs),
+            "threads": 2,
+        }
+        print(f"  {model}: {out[model]}", file=sys.stderr)
+    return out
+
+
+def section_link(n_img: int) -> dict[str, Any]:
+    """The headline sweep through the three services (the runner's image_link section)."""
+    import yaml
+
+    from csilink.runner import run_scenario, started_services
+
+    folder = ROOT / "runs" / "bench_il"
+    folder.mkdir(parents=True, exist_ok=True)
+    c = corpus()
+    data = c if c.is_file() else SAMPLE
+    sc = {
+        "name": "image-link-bench",
+        "image_link": {
+            "models": [str(ROOT / "bundles" / m) for m in MODELS],
+            "images": {"path": str(data), "split": "test", "count": n_img},
+            "mimo": [2],
+            "snr_db": list(SNRS),
+            "csi": [{"mode": "feedback", "bits": LINK_BITS}],
+            "seed": SEED,
+        },
+        "output": str(folder / "out"),
+    }
+    p = folder / "image-link-bench.yaml"
+    p.write_text(yaml.safe_dump(sc, sort_keys=False))
+    t0 = time.time()
+    with started_services(None, images=data, mimo_pool=POOL) as svc:
+        res = run_scenario(p, svc.addrs["ue"], svc.addrs["channel"], svc.addrs["bs"], plots=False)
+    rows = [dict(r.row()) if hasattr(r, "row") else dict(r.__dict__) for r in res.image_points]
+    return {"n_images": n_img, "dataset": data.name, "seconds": round(time.time() - t0, 1), "rows": rows}
+
+
+SECTIONS = {
+    "link": section_link,
+    "snr": section_snr,
+    "sizes": section_sizes,
+    "csi": section_csi,
+    "complexity": section_complexity,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", nargs="*", choices=sorted(SECTIONS), default=None)
+    ap.add_argument("--n", type=int, default=200, help="test images per condition")
+    ap.add_argument("--doc-only", action="store_true", help="rewrite docs from the JSON without running")
+    a = ap.parse_args(argv)
+    doc = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    if not a.doc_only:
+        from shared.provenance import provenance
+
+        for name in a.only or list(SECTIONS):
+            t0 = time.time()
+            fn = SECTIONS[name]
+            doc[name] = fn() if name == "complexity" else fn(a.n)
+            doc[name]["provenance"] = provenance(
+                command=f"benchmarks/bench_image_link.py --only {name} --n {a.n}"
+            )
+            print(f"{name}: {time.time() - t0:.0f} s", file=sys.stderr)
+            OUT.parent.mkdir(parents=True, exist_ok=True)
+            OUT.write_text(json.dumps(doc, indent=1))
+    from evaluation.image_link_report import write_doc
+
+    write_doc(doc, DOC, IMG)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,229 @@
+"""Tables and figures of the image-link benchmark (``benchmarks/bench_image_link.py``): the
+results block of docs/image_link.md and docs/img/il_*.png, from docs/bench/image_link.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+LABEL = {
+    "lcfsc-mse": "LCFSC (MSE)",
+    "nomask-mse": "no masking (MSE)",
+    "lcfsc-msssim": "LCFSC (MS-SSIM)",
+    "nomask-msssim": "no masking (MS-SSIM)",
+    "jpeg+capacity": "JPEG + capacity",
+}
+
+
+def _get(rows: list[dict], **kw: Any) -> dict | None:
+    for r in rows:
+        if all(r.get(k) == v for k, v in kw.items()):
+            return r
+    return None
+
+
+def _fmt(v: Any, nd: int = 2) -> str:
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
+def _snr_table(rows: list[dict], n: int, models: list[str], key: str = "psnr_db", nd: int = 2) -> list[str]:
+    snrs = sorted({r["snr_db"] for r in rows if r["n"] == n})
+    out = ["| model | " + " | ".join(f"{s:g} dB" for s in snrs) + " |", "|---|" + "---|" * len(snrs)]
+    for m in models:
+        vals = [(_get(rows, model=m, n=n, snr_db=s) or {}).get(key) for s in snrs]
+        if any(v is not None for v in vals):
+            out.append(f"| {LABEL.get(m, m)} | " + " | ".join(_fmt(v, nd) for v in vals) + " |")
+    return out
+
+
+def _plot_snr(doc: dict, img: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = doc.get("snr", {}).get("rows", [])
+    if not rows:
+        return []
+    sizes = sorted({r["n"] for r in rows})
+    fig, ax = plt.subplots(2, len(sizes), figsize=(4.2 * len(sizes), 6.5), squeeze=False)
+    for j, n in enumerate(sizes):
+        for m in ("lcfsc-mse", "nomask-mse", "lcfsc-msssim", "nomask-msssim", "jpeg+capacity"):
+            pts = sorted(
+                (r["snr_db"], r["psnr_db"], r["msssim"]) for r in rows if r["model"] == m and r["n"] == n
+            )
+            if not pts:
+                continue
+            s, p, q = zip(*pts, strict=True)
+            style = "--" if m.startswith("nomask") else (":" if m.startswith("jpeg") else "-")
+            ax[0, j].plot(s, p, style, marker="o", label=LABEL[m])
+            ax[1, j].plot(s, q, style, marker="o", label=LABEL[m])
+        ax[0, j].set_title(f"{n}x{n} MIMO, CSI fed back at 6 b/real")
+        ax[0, j].set_ylabel("PSNR (dB)")
+        ax[1, j].set_ylabel("MS-SSIM")
+        for a in ax[:, j]:
+            a.set_xlabel("SNR (dB)")
+            a.grid(alpha=0.3)
+    ax[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    img.mkdir(parents=True, exist_ok=True)
+    fig.savefig(img / "il_snr.png", dpi=110)
+    plt.close(fig)
+    return ["![PSNR and MS-SSIM vs SNR](img/il_snr.png)", ""]
+
+
+def results_block(doc: dict, img: Path) -> str:
+    L = [START, "## Results (`benchmarks/bench_image_link.py`)", ""]
+    link = doc.get("link")
+    if link:
+        L += [
+            f"### Through the link: 2x2, CSI fed back at 6 bits per real ({link['n_images']} test images, "
+            f"{link.get('dataset', '')})",
+            "",
+            "PSNR (dB):",
+            "",
+        ]
+        L += _snr_table(link["rows"], 2, ["lcfsc-mse", "nomask-mse", "lcfsc-msssim", "nomask-msssim"])
+        L += ["", "MS-SSIM:", ""]
+        L += _snr_table(
+            link["rows"], 2, ["lcfsc-mse", "nomask-mse", "lcfsc-msssim", "nomask-msssim"], "msssim", 4
+        )
+        if "in_process_max_abs_diff_db" in link:
+            L += [
+                "",
+                f"Largest difference to the in-process run of the same draws: "
+                f"{link['in_process_max_abs_diff_db']:.3f} dB PSNR.",
+            ]
+        L.append("")
+    snr = doc.get("snr")
+    if snr:
+        L += [
+            f"### PSNR vs SNR per MIMO size, in-process ({snr['n_images']} test images, same draws for every "
+            "model)",
+            "",
+        ]
+        for n in sorted({r["n"] for r in snr["rows"]}):
+            L += [f"{n}x{n}, PSNR (dB):", ""]
+            L += _snr_table(
+                snr["rows"], n, ["lcfsc-mse", "nomask-mse", "lcfsc-msssim", "nomask-msssim", "jpeg+capacity"]
+            )
+            L += ["", f"{n}x{n}, MS-SSIM:", ""]
+            L += _snr_table(
+                snr["rows"],
+                n,
+                ["lcfsc-msssim", "nomask-msssim", "lcfsc-mse", "nomask-mse", "jpeg+capacity"],
+                "msssim",
+                4,
+            )
+            outs = [
+                (r["snr_db"], r.get("outage"))
+                for r in snr["rows"]
+                if r["model"] == "jpeg+capacity" and r["n"] == n
+            ]
+            if outs:
+                L += [
+                    "",
+                    "JPEG outage (no quality fits the capacity): "
+                    + ", ".join(f"{s:g} dB: {o:.0%}" for s, o in sorted(outs)),
+                    "",
+                ]
+        L += _plot_snr(doc, img)
+    sizes = doc.get("sizes")
+    if sizes:
+        rows = sizes["rows"]
+        L += [
+            "### Masking gain per MIMO size, perfect CSI (mean over SNR 0..20 dB)",
+            "",
+            "| size | LCFSC (MSE) | no masking (MSE) | gain | LCFSC @ m=0.009 | LCFSC (MS-SSIM) MS-SSIM | "
+            "no masking (MS-SSIM) MS-SSIM | mean m* | paper gain |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        paper = {2: "+0.71", 4: "+0.74", 8: "+0.78"}
+        for n in sorted({r["n"] for r in rows}):
+
+            def mean(model: str, key: str = "psnr_db", n: int = n) -> float | None:
+                v = [r[key] for r in rows if r["model"] == model and r["n"] == n and r.get(key) is not None]
+                return float(np.mean(v)) if v else None
+
+            a, b = mean("lcfsc-mse"), mean("nomask-mse")
+            gain = None if a is None or b is None else a - b
+            L.append(
+                f"| {n}x{n} | {_fmt(a)} | {_fmt(b)} | {'-' if gain is None else f'{gain:+.2f}'} | "
+                f"{_fmt(mean('lcfsc-mse @ m=0.009'))} | {_fmt(mean('lcfsc-msssim', 'msssim'), 4)} | "
+                f"{_fmt(mean('nomask-msssim', 'msssim'), 4)} | {_fmt(mean('lcfsc-mse', 'mask_ratio'), 4)} | "
+                f"{paper.get(n, '-')} dB |"
+            )
+        L += ["", "Mean learned mask ratio m* (LCFSC, MSE) vs SNR:", ""]
+        snrs = sorted({r["snr_db"] for r in rows})
+        L += ["| size | " + " | ".join(f"{s:g} dB" for s in snrs) + " |", "|---|" + "---|" * len(snrs)]
+        for n in sorted({r["n"] for r in rows}):
+            L.append(
+                f"| {n}x{n} | "
+                + " | ".join(
+                    _fmt((_get(rows, model="lcfsc-mse", n=n, snr_db=s) or {}).get("mask_ratio"), 4)
+                    for s in snrs
+                )
+                + " |"
+            )
+        L.append("")
+    csi = doc.get("csi")
+    if csi:
+        rows = csi["rows"]
+        L += [
+            "### The CSI the transmitter uses (LCFSC, MSE): perfect vs fed back through csilink",
+            "",
+            "| size | SNR | perfect | 8 b/real | 6 b/real | 4 b/real | 2 b/real | 6 b/real, LS-only UE | "
+            "no masking | no masking, LS-only UE | feedback bits at 6 b |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        from shared.mimo import csi_bits
+
+        for n in sorted({r["n"] for r in rows}):
+            for s in sorted({r["snr_db"] for r in rows}):
+
+                def v(n: int = n, s: float = s, **kw: Any) -> str:
+                    return _fmt((_get(rows, n=n, snr_db=s, **kw) or {}).get("psnr_db"))
+
+                L.append(
+                    f"| {n}x{n} | {s:g} dB | {v(model='lcfsc-mse', csi='perfect')} | "
+                    + " | ".join(
+                        v(model="lcfsc-mse", csi="feedback", bits=b, estimator="npn") for b in (8, 6, 4, 2)
+                    )
+                    + f" | {v(model='lcfsc-mse', csi='feedback', bits=6, estimator='ls')} | "
+                    f"{v(model='nomask-mse', csi='none', estimator='npn')} | "
+                    f"{v(model='nomask-mse', csi='none', estimator='ls')} | {csi_bits(n, n, 6)} |"
+                )
+        L.append("")
+    cx = doc.get("complexity")
+    if cx:
+        L += [
+            "### Complexity (2 CPU cores, batch 64)",
+            "",
+            "| model | BS encoder params | R-CVAE params | UE decoder params | NPN params | "
+            "encoder MMACs/image | decoder MMACs/image | BS encode images/s | "
+            "UE decode images/s (int8 ONNX) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for m, r in cx.items():
+            if not isinstance(r, dict) or "encoder_params" not in r:
+                continue
+            L.append(
+                f"| {LABEL.get(m, m)} | {r['encoder_params']:,} | {r['rcvae_params']:,} | "
+                f"{r['decoder_params']:,} | "
+                f"{r['npn_params']:,} | {r['encoder_macs'] / 1e6:.0f} | {r['decoder_macs'] / 1e6:.0f} | "
+                f"{r['encoder_images_per_s']} | {r['decoder_images_per_s']} |"
+            )
+        L.append("")
+    L.append(END)
+    return "\n".join(L)
+
+
+def write_doc(doc: dict, path: Path, img: Path) -> None:
+    text = path.read_text() if path.is_file() else f"# Semantic image link\n\n{START}\n{END}\n"
+    if START not in text:
+        text += f"\n{START}\n{END}\n"
+    a, b = text.index(START), text.index(END) + len(END)
+    path.write_text(text[:a] + results_block(doc, img) + text[b:])
