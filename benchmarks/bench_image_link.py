@@ -264,14 +264,17 @@ def section_link(n_img: int) -> dict[str, Any]:
     data = c if c.is_file() else SAMPLE
     sc = {
         "name": "image-link-bench",
+        "description": "bench_image_link.py section link: every bundle, 2x2, CSI fed back, SNR sweep",
         "image_link": {
-            "models": [str(ROOT / "bundles" / m) for m in MODELS],
-            "images": {"path": str(data), "split": "test", "count": n_img},
-            "mimo": [2],
+            "bundles": [str(ROOT / "bundles" / m) for m in MODELS],
+            "images": {"path": str(data), "split": "test", "n": n_img},
+            "sizes": [2],
             "snr_db": list(SNRS),
-            "csi": [{"mode": "feedback", "bits": LINK_BITS}],
-            "seed": SEED,
+            "csi": [{"mode": "feedback", "bits": [LINK_BITS]}],
+            "estimator": "model",
+            "uplink": {"mode": "awgn", "snr_db": 10, "n_rx": 32, "modulation": "qpsk", "crc": "crc11"},
         },
+        "seed": SEED,
         "output": str(folder / "out"),
     }
     p = folder / "image-link-bench.yaml"
@@ -279,7 +282,7 @@ def section_link(n_img: int) -> dict[str, Any]:
     t0 = time.time()
     with started_services(None, images=data, mimo_pool=POOL) as svc:
         res = run_scenario(p, svc.addrs["ue"], svc.addrs["channel"], svc.addrs["bs"], plots=False)
-    rows = [dict(r.row()) if hasattr(r, "row") else dict(r.__dict__) for r in res.image_points]
+    rows = [dict(r.row) for r in res.image_points]
     return {"n_images": n_img, "dataset": data.name, "seconds": round(time.time() - t0, 1), "rows": rows}
 
 

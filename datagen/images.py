@@ -181,8 +181,10 @@ def render_shard(cfg: ImageConfig, out: Path, shard: int, n_shards: int) -> Path
     return path
 
 
-def merge(cfg: ImageConfig, out: Path, n_shards: int) -> Path:
-    """Join complete shards into ``out`` in index order."""
+def merge(cfg: ImageConfig, out: Path, n_shards: int, partial: bool = False) -> Path:
+    """Join complete shards into ``out`` in index order. ``partial``: a training split still
+    rendering contributes the images it has (the test split must be complete); the file records
+    how many it holds (attribute ``rendered``)."""
     from shared.provenance import provenance
 
     shards = [h5py.File(_shard_path(out, k, n_shards), "r") for k in range(n_shards)]
@@ -197,9 +199,10 @@ def merge(cfg: ImageConfig, out: Path, n_shards: int) -> Path:
                 parts = []
                 for sh in shards:
                     g = sh[split]
-                    if int(g.attrs["done"]) < len(g["index"]):
+                    done = int(g.attrs["done"])
+                    if done < len(g["index"]) and not (partial and split == "train"):
                         raise RuntimeError(f"shard {sh.filename} {split} incomplete: render it first")
-                    parts.append((g["index"][:], g["image"][:], g["scene"][:], g["camera"][:]))
+                    parts.append(tuple(g[k][:done] for k in ("index", "image", "scene", "camera")))
                 idx = np.concatenate([p[0] for p in parts])
                 order = np.argsort(idx)
                 g = f.create_group(split)
@@ -213,6 +216,7 @@ def merge(cfg: ImageConfig, out: Path, n_shards: int) -> Path:
                 g.create_dataset("scene", data=np.concatenate([p[2] for p in parts])[order])
                 g.create_dataset("camera", data=np.concatenate([p[3] for p in parts])[order])
                 g.attrs["scenes"] = json.dumps(list(cfg.scenes(split)))
+                g.attrs["rendered"] = len(order)
         os.replace(tmp, out)
     finally:
         for sh in shards:
@@ -230,12 +234,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--shard", default="0/1", help="K/N: render indices K::N into a shard file")
     ap.add_argument("--merge", action="store_true", help="join the N complete shards into --out")
+    ap.add_argument(
+        "--partial", action="store_true", help="with --merge: take the training images rendered so far"
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = ImageConfig(size=a.size, seed=a.seed, spp=a.spp, n_train=a.train, n_test=a.test)
     k, n = (int(v) for v in a.shard.split("/"))
     if a.merge:
-        print(merge(cfg, a.out, n))
+        print(merge(cfg, a.out, n, partial=a.partial))
     else:
         render_shard(cfg, a.out, k, n)
         if n == 1:

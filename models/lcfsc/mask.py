@@ -92,7 +92,8 @@ def ratio_mask(scores: torch.Tensor, m: torch.Tensor, sharpness: float = 0.05) -
     flat = scores.flatten(1)
     n = flat.shape[1]
     srt = flat.sort(1).values
-    pos = (m.clamp(0, 1) * n - 0.5).clamp(0, n - 1.001)
+    raw = m.clamp(0, 1) * n - 0.5
+    pos = raw.clamp(0, n - 1.001)
     lo = pos.detach().floor().long()
     frac = pos - lo.float()
     idx = torch.arange(b, device=scores.device)
@@ -102,6 +103,7 @@ def ratio_mask(scores: torch.Tensor, m: torch.Tensor, sharpness: float = 0.05) -
     spread = flat.std(1, keepdim=True).clamp_min(1e-12)
     soft = torch.sigmoid((flat - tau[:, None]) / (sharpness * spread))
     hard = (flat > tau[:, None]).float()
+    hard = torch.where((raw < 0)[:, None], torch.ones_like(hard), hard)  # m D^2 < 1/2: hide none
     return (hard + soft - soft.detach()).view_as(scores)
 
 

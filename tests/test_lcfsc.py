@@ -1,0 +1,176 @@
+"""The lcfsc family's pieces: the numpy link math (UE, emulator) against its torch twin
+(training), the CSI feedback quantizer, the ratio mask, and a tiny bundle's split pieces
+(ImageTransmitter in torch, ImageReceiver in ONNX) against the one-graph system."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.lcfsc import mimo_torch as mt
+from models.lcfsc.mask import ratio_mask
+from shared import mimo
+from shared.bundle import Bundle
+from shared.errors import InvalidInput
+
+
+def _h(b: int, n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return ((rng.standard_normal((b, n, n)) + 1j * rng.standard_normal((b, n, n))) / np.sqrt(2)).astype(
+        np.complex64
+    )
+
+
+def test_real_complex_roundtrip_and_stream_split() -> None:
+    z = np.arange(12, dtype=np.float32)[None]
+    s = mimo.to_symbols(z)
+    assert s.shape == (1, 6) and s[0, 1] == 2 + 3j  # adjacent pairs
+    np.testing.assert_array_equal(mimo.to_real(s), z)
+    np.testing.assert_array_equal(mt.to_symbols(torch.from_numpy(z)).numpy(), s)
+    st = mimo.to_streams(s, 2)
+    assert st[0, 1, 0] == s[0, 3]  # stream-major: stream 1 starts at symbol L/Nt
+    with pytest.raises(InvalidInput, match="odd"):
+        mimo.to_symbols(np.zeros((1, 5), np.float32))
+
+
+@pytest.mark.parametrize("n", mimo.SIZES)
+def test_mmse_numpy_equals_torch(n: int) -> None:
+    h = _h(6, n)
+    rng = np.random.default_rng(1)
+    y = (rng.standard_normal((6, n, 10)) + 1j * rng.standard_normal((6, n, 10))).astype(np.complex64)
+    snr = np.linspace(0, 20, 6).astype(np.float32)
+    x_np, s_np = mimo.mmse(h, y, snr)
+    x_t, s_t = mt.mmse(torch.from_numpy(h), torch.from_numpy(y), torch.from_numpy(snr))
+    np.testing.assert_allclose(x_t.numpy(), x_np, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(s_t.numpy(), s_np, atol=1e-3)
+    np.testing.assert_allclose(
+        mt.stream_sinr_db(torch.from_numpy(h), torch.from_numpy(snr)).numpy(), s_np, atol=1e-3
+    )
+
+
+def test_propagation_noise_and_high_snr_recovery() -> None:
+    h = _h(400, 4, 3)
+    x = mimo.to_streams(
+        mimo.normalize_power(
+            mimo.to_symbols(np.random.default_rng(4).standard_normal((400, 64)).astype(np.float32))
+        ),
+        4,
+    )
+    y = mimo.propagate(h, x, 10.0, np.random.default_rng(5))
+    w = y - h @ x
+    assert np.mean(np.abs(w) ** 2) == pytest.approx(0.1, rel=0.05)  # sigma^2 = 10^(-SNR/10)
+    assert np.mean(np.abs(x) ** 2) == pytest.approx(1.0, rel=1e-4)  # unit power per symbol
+    y_hi = mimo.propagate(h, x, 60.0, np.random.default_rng(5))
+    x_hat, _ = mimo.mmse(h, y_hi, 60.0)
+    assert np.mean(np.abs(x_hat - x) ** 2) < 1e-4  # ill-conditioned draws limit the max
+    # LS from identity pilots: error variance sigma^2 per entry
+    e = mimo.ls_estimate(mimo.sound(h, 0.0, np.random.default_rng(6))) - h
+    assert np.mean(np.abs(e) ** 2) == pytest.approx(1.0, rel=0.1)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 6, 12])
+def test_csi_quantizer_roundtrip_and_torch_twin(bits: int) -> None:
+    h = _h(1, 4, bits)[0]
+    payload, n_bits = mimo.quantize_h(h, bits)
+    assert n_bits == mimo.csi_bits(4, 4, bits) == 16 + 32 * bits
+    assert len(payload) == (n_bits + 7) // 8
+    back = mimo.dequantize_h(payload, n_bits, 4, 4, bits)
+    a = np.max(np.abs(mimo.to_real(h.reshape(1, -1))))
+    step = 2 * a / (2**bits - 1)
+    err = np.abs(mimo.to_real(back.reshape(1, -1)) - mimo.to_real(h.reshape(1, -1)))
+    assert np.max(err) <= step / 2 + 2e-3 * a  # half a step (+ the float16 scale's rounding)
+    twin = mt.quantize_h(torch.from_numpy(h[None]), bits)[0].numpy()
+    np.testing.assert_allclose(twin, back, atol=1e-5)
+
+
+def test_csi_dequantizer_rejects_wrong_sizes_and_bad_scale() -> None:
+    payload, n_bits = mimo.quantize_h(_h(1, 2)[0], 4)
+    with pytest.raises(InvalidInput, match="bits"):
+        mimo.dequantize_h(payload, n_bits - 1, 2, 2, 4)
+    with pytest.raises(InvalidInput, match="bytes"):
+        mimo.dequantize_h(payload + b"\0", n_bits, 2, 2, 4)
+    nan_scale = bytes([0x7E, 0x00]) + payload[2:]  # float16 NaN as the scale
+    with pytest.raises(InvalidInput, match="scale"):
+        mimo.dequantize_h(nan_scale, n_bits, 2, 2, 4)
+    with pytest.raises(InvalidInput, match="1..12"):
+        mimo.quantize_h(_h(1, 2)[0], 0)
+    with pytest.raises(InvalidInput, match="NaN"):
+        mimo.quantize_h(np.full((2, 2), np.nan, np.complex64), 4)
+
+
+@pytest.mark.parametrize("m", [0.001, 0.009, 0.25, 0.5])
+def test_ratio_mask_hides_the_lowest_scores_with_a_gradient(m: float) -> None:
+    torch.manual_seed(0)
+    scores = torch.softmax(torch.randn(3, 16, 16).flatten(1), -1).view(3, 16, 16).requires_grad_()
+    ratio = torch.full((3,), m, requires_grad=True)
+    mask = ratio_mask(scores, ratio)
+    hidden = (mask.detach() == 0).flatten(1).sum(1)
+    assert torch.all(hidden == round(m * 256))
+    kept_min = torch.where(mask.detach() > 0, scores.detach(), torch.inf).flatten(1).min(1).values
+    hid_max = torch.where(mask.detach() == 0, scores.detach(), -torch.inf).flatten(1).max(1).values
+    assert torch.all((hid_max < kept_min) | (hidden == 0))  # the lowest ones are hidden
+    mask.sum().backward()
+    assert ratio.grad is not None
+    if m * 256 >= 0.5:  # below, the threshold sits at its clamp and m has no gradient
+        assert torch.all(ratio.grad < 0)  # more masking, fewer ones
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from models.lcfsc.export import make_tiny_bundle
+
+    return make_tiny_bundle(tmp_path_factory.mktemp("lcfsc") / "tiny")
+
+
+def test_split_pieces_equal_the_one_graph_system(tiny: Path) -> None:
+    """BS transmitter (torch, from the bundle) + UE receiver (ONNX fp32) reproduce the training
+    graph on the same channel and noise: the split is the model that was trained."""
+    from models.lcfsc.bs import ImageTransmitter
+    from models.lcfsc.nets import LcfscConfig
+    from models.lcfsc.system import LcfscSystem
+    from shared.image_rx import ImageReceiver
+
+    b = Bundle.load(tiny)
+    tx, rx = ImageTransmitter.from_bundle(b, "cpu"), ImageReceiver.from_bundle(b, fp32=True)
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    h, snr = _h(3, 2, 7), np.array([0.0, 10.0, 20.0], np.float32)
+    x = tx.encode(imgs, h, snr)
+    assert x.shape == (3, 2, rx.n_symbols // 2)
+    np.testing.assert_allclose(np.mean(np.abs(x) ** 2, axis=(1, 2)), 1.0, rtol=1e-4)
+    y = mimo.propagate(h, x, snr, np.random.default_rng(1))
+    out = rx.decode(y, h, snr)
+    assert out.dtype == np.uint8 and out.shape == (3, 32, 32, 3)
+
+    # make_tiny_bundle draws its weights after torch.manual_seed(0): the same system again
+    torch.manual_seed(0)
+    sysm = LcfscSystem(LcfscConfig.from_dict(b.manifest.bs.config["model"])).eval()
+    with torch.no_grad():
+        img_t = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255
+        x_t, _ = sysm.transmit(img_t, torch.from_numpy(snr), torch.from_numpy(h))
+        ref = sysm.receive(torch.from_numpy(y), torch.from_numpy(h), torch.from_numpy(snr))
+    np.testing.assert_allclose(x_t.numpy(), x, atol=1e-4)
+    ref8 = np.clip(np.round(ref.permute(0, 2, 3, 1).numpy() * 255), 0, 255)
+    assert np.max(np.abs(ref8 - out.astype(np.float64))) <= 1  # uint8 rounding only
+
+
+def test_receiver_rejects_mismatched_inputs(tiny: Path) -> None:
+    from shared.image_rx import ImageReceiver
+
+    rx = ImageReceiver.from_bundle(Bundle.load(tiny))
+    h = _h(2, 2)
+    y = np.zeros((2, 2, rx.n_symbols // 2), np.complex64)
+    with pytest.raises(InvalidInput, match="MIMO sizes"):
+        rx.decode(np.zeros((2, 3, rx.n_symbols // 3), np.complex64), _h(2, 3), 10.0)
+    with pytest.raises(InvalidInput, match="received symbols must be"):
+        rx.decode(y[:, :, :-1], h, 10.0)
+    y[0, 0, 0] = np.nan
+    with pytest.raises(InvalidInput, match="NaN"):
+        rx.decode(y, h, 10.0)
+    with pytest.raises(InvalidInput, match="finite"):
+        rx.estimate(h, np.array([np.inf, 1.0]))
+    est = rx.estimate(h, 10.0)
+    assert est.shape == h.shape and est.dtype == np.complex64
