@@ -187,6 +187,39 @@ def section_csi(n_img: int) -> dict[str, Any]:
     return {"n_images": len(imgs), "rows": _sweep(imgs, (2, 8), (0.0, 10.0, 20.0), conds)}
 
 
+def section_sscc(n_img: int) -> dict[str, Any]:
+    """Separate coding with a real code on 2x2 (JPEG + 5G LDPC + QAM, evaluation.sscc), the
+    same images, channels and noise seeds as the ``snr`` section, the UE's NPN estimate."""
+    from evaluation.image_link import draws
+    from evaluation.sscc import MCS, jpeg_ldpc
+
+    imgs = images(min(n_img, 100))  # the LDPC decoder is the slow part here
+    _, rx = nodes(MODELS[0])
+    pool, rows = pools()[2], []
+    for snr in SNRS:
+        d = draws(pool, len(imgs), 2, snr, SEED)
+        for mcs in MCS:
+            t0 = time.time()
+            r = jpeg_ldpc(imgs, d["h"], d["y_p"], d["snr"], mcs, rx.n_symbols, d["noise_seed"], rx)
+            rows.append(
+                {
+                    "model": f"JPEG + LDPC {mcs}",
+                    "n": 2,
+                    "snr_db": snr,
+                    "csi": "none",
+                    "bits": 0,
+                    "estimator": "npn",
+                    **_point(r),
+                    "info_bits": r["info_bits"],
+                    "seconds": round(time.time() - t0, 1),
+                }
+            )
+            print(
+                f"  {mcs} {snr:g} dB: {rows[-1]['psnr_db']:.2f} dB, outage {r['outage']:.2f}", file=sys.stderr
+            )
+    return {"n_images": len(imgs), "rows": rows}
+
+
 def section_complexity() -> dict[str, Any]:
     import onnxruntime as ort
     import torch
@@ -282,7 +315,7 @@ def section_link(n_img: int) -> dict[str, Any]:
     t0 = time.time()
     with started_services(None, images=data, mimo_pool=POOL) as svc:
         res = run_scenario(p, svc.addrs["ue"], svc.addrs["channel"], svc.addrs["bs"], plots=False)
-    rows = [dict(r.row) for r in res.image_points]
+    rows = [{**r.row, "n": r.row["nt"], "msssim": r.row["ms_ssim"]} for r in res.image_points]
     return {"n_images": n_img, "dataset": data.name, "seconds": round(time.time() - t0, 1), "rows": rows}
 
 
@@ -291,6 +324,7 @@ SECTIONS = {
     "snr": section_snr,
     "sizes": section_sizes,
     "csi": section_csi,
+    "sscc": section_sscc,
     "complexity": section_complexity,
 }
 

@@ -131,6 +131,27 @@ def results_block(doc: dict, img: Path) -> str:
                     "",
                 ]
         L += _plot_snr(doc, img)
+    sscc = doc.get("sscc")
+    if sscc:
+        rows = sscc["rows"]
+        snrs = sorted({r["snr_db"] for r in rows})
+        L += [
+            f"### Separate coding with a real code, 2x2 ({sscc['n_images']} test images, same draws)",
+            "",
+            "JPEG scan + 5G NR LDPC + QAM in the same 768 channel uses, the UE's NPN estimate, fixed "
+            "MCS (no adaptation). PSNR in dB (outage: codewords lost):",
+            "",
+            "| MCS | info bits | " + " | ".join(f"{s:g} dB" for s in snrs) + " |",
+            "|---|---|" + "---|" * len(snrs),
+        ]
+        for m in dict.fromkeys(r["model"] for r in rows):
+            cells = []
+            for s_ in snrs:
+                r = _get(rows, model=m, snr_db=s_)
+                cells.append("-" if r is None else f"{r['psnr_db']:.2f} ({r['outage']:.0%})")
+            info = (_get(rows, model=m) or {}).get("info_bits", "-")
+            L.append(f"| {m.removeprefix('JPEG + LDPC ')} | {info} | " + " | ".join(cells) + " |")
+        L.append("")
     sizes = doc.get("sizes")
     if sizes:
         rows = sizes["rows"]

@@ -251,11 +251,14 @@ def make_report(
         raise InvalidInput(f"no bundles under {root}")
     snrs = tuple(sorted(set(snrs) | {HEADLINE_SNR}))
     bundles = [Bundle.load(p) for p in paths]
+    from evaluation.image_report import image_bundles
+    from evaluation.image_report import section as image_section
     from evaluation.sf_report import section as sf_section
     from evaluation.sf_report import sf_bundles
 
     sf = sf_bundles(bundles)  # the ray-traced world's SF codecs: their own section, own data
-    bundles = [b for b in bundles if b not in sf]
+    images = image_bundles(bundles)  # the semantic image link: images, not CSI
+    bundles = [b for b in bundles if b not in sf and b not in images]
     out = Path(out)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -275,9 +278,9 @@ def make_report(
             body = page.split("\n", 1)[1].replace("\n## ", "\n### ").replace("<!-- headline:start -->\n", "")
             page = title + "\n" + body.replace("<!-- headline:end -->\n", "")
         pages.append(page)
-    extra = sf_section(sf)
-    if extra:
-        pages.append(extra)
+    for extra in (sf_section(sf), image_section(images)):
+        if extra:
+            pages.append(extra)
     text = "\n".join(pages)
     out.write_text(text)
     if readme is not None:

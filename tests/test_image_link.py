@@ -55,6 +55,7 @@ def write_pool(path: Path, sizes: tuple[int, ...] = SIZES, n: int = 6) -> Path:
     """A tiny channel pool in the csilink-mimo-pool/1 layout."""
     rng = np.random.default_rng(9)
     with h5py.File(path, "w") as f:
+        f.attrs["format"] = "csilink-mimo-pool/1"
         for s in sizes:
             g = f.create_group(f"{s}x{s}")
             for split in ("train", "test"):

@@ -174,3 +174,19 @@ def test_receiver_rejects_mismatched_inputs(tiny: Path) -> None:
         rx.estimate(h, np.array([np.inf, 1.0]))
     est = rx.estimate(h, 10.0)
     assert est.shape == h.shape and est.dtype == np.complex64
+
+
+def test_results_section_scores_image_bundles(tiny: Path, tmp_path: Path) -> None:
+    """docs/RESULTS.md's image-link section: every image bundle and the JPEG bound, finite
+    scores, and nothing for the CSI bundles."""
+    from evaluation.image_report import image_bundles, section
+    from tests.test_image_link import write_images, write_pool
+
+    b = Bundle.load(tiny)
+    assert image_bundles([b]) == [b]
+    imgs, pool = write_images(tmp_path / "img.h5", n_test=6), write_pool(tmp_path / "pool.h5")
+    text = section([b], n=6, images=imgs, pool=pool)
+    lines = [ln for ln in text.splitlines() if ln.startswith("| `")]
+    assert len(lines) == 4  # the bundle and the JPEG bound, PSNR and MS-SSIM
+    assert all("nan" not in ln and " - " not in ln for ln in lines)
+    assert section([], images=imgs, pool=pool) == ""
