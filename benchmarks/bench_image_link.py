@@ -14,14 +14,14 @@ Sections (``--only``):
 * ``sizes``: PSNR per MIMO size with perfect CSI, LCFSC vs no masking (the masking gain), and
   LCFSC at the stable ratio 0.009 (CFSC) with the same weights;
 * ``csi``: LCFSC with perfect CSI vs CSI fed back at 2/4/6/8 bits per real vs an LS-only UE;
-* ``ratio``: the R-CVAE's mean mask ratio vs SNR per size;
+* ``sscc``: JPEG + 5G LDPC + QAM on 2x2 (evaluation.sscc), three fixed MCSs;
 * ``complexity``: parameters, MACs, images/s on the 2 CPU cores (BS encoder in torch, UE
   decoder and NPN in ONNX Runtime).
 
 Writes docs/bench/image_link.json (merged per section), docs/img/il_*.png and the results part
 of docs/image_link.md.
 
-    .venv/bin/python benchmarks/bench_image_link.py              # ~25 min on 2 idle cores
+    .venv/bin/python benchmarks/bench_image_link.py --n 100      # ~40 min on 2 idle cores
     .venv/bin/python benchmarks/bench_image_link.py --only sizes --n 100
 """
 
@@ -64,10 +64,13 @@ def images(n: int) -> np.ndarray:
 
 
 def nodes(model: str) -> tuple[Any, Any]:
+    import torch
+
     from models.lcfsc.bs import ImageTransmitter
     from shared.bundle import Bundle
     from shared.image_rx import ImageReceiver
 
+    torch.set_num_threads(1)  # sections run two at a time on the 2 cores (complexity sets its own)
     b = Bundle.load(ROOT / "bundles" / model)
     return ImageTransmitter.from_bundle(b, "cpu"), ImageReceiver.from_bundle(b)
 
@@ -342,11 +345,12 @@ def main(argv: list[str] | None = None) -> int:
         for name in a.only or list(SECTIONS):
             t0 = time.time()
             fn = SECTIONS[name]
-            doc[name] = fn() if name == "complexity" else fn(a.n)
-            doc[name]["provenance"] = provenance(
-                command=f"benchmarks/bench_image_link.py --only {name} --n {a.n}"
-            )
+            res = fn() if name == "complexity" else fn(a.n)
+            res["provenance"] = provenance(command=f"benchmarks/bench_image_link.py --only {name} --n {a.n}")
             print(f"{name}: {time.time() - t0:.0f} s", file=sys.stderr)
+            # re-read before writing: sections may run in parallel processes
+            doc = json.loads(OUT.read_text()) if OUT.is_file() else {}
+            doc[name] = res
             OUT.parent.mkdir(parents=True, exist_ok=True)
             OUT.write_text(json.dumps(doc, indent=1))
     from evaluation.image_link_report import write_doc

@@ -161,6 +161,9 @@ def write_from_model(
         "training": training,
     }
     bundle = write_bundle(tmp, manifest)
+    tmp.chmod(0o755)  # mkdtemp and safetensors write owner-only; the service images run as a user
+    for f in tmp.iterdir():
+        f.chmod(0o644)
     if out.exists():
         shutil.rmtree(out)
     shutil.move(str(tmp), str(out))
