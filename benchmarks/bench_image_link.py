@@ -223,6 +223,38 @@ def section_sscc(n_img: int) -> dict[str, Any]:
     return {"n_images": len(imgs), "rows": rows}
 
 
+def section_training(n_img: int) -> dict[str, Any]:
+    """Budgets and validation curves from the bundles' manifests (no computation): what each
+    model cost, and the pairs compared at equal samples as well as at equal CPU time."""
+    from shared.bundle import Bundle
+
+    out: dict[str, Any] = {}
+    for m in MODELS:
+        t = Bundle.load(ROOT / "bundles" / m).manifest.training or {}
+        cfg, best = t.get("config", {}), t.get("best_state", {})
+        curve = t.get("curve", [])
+        out[m] = {
+            "cpu_minutes": cfg.get("minutes"),
+            "samples_seen": curve[-1]["samples"] if curve else None,
+            "steps": curve[-1]["step"] if curve else None,
+            "train_images": curve[-1]["train_images"] if curve else None,
+            "best_at_samples": best.get("samples"),
+            "wall_minutes": round(t.get("summary", {}).get("wall_s", 0) / 60, 1),
+            "best_val_psnr_db": t.get("summary", {}).get("best_val_psnr_db"),
+            "curve": [
+                {
+                    "cpu_s": r["used_s"],
+                    "samples": r["samples"],
+                    "val_psnr_db": round(
+                        float(np.mean([v for k, v in r.items() if k.startswith("val_psnr_")])), 3
+                    ),
+                }
+                for r in curve
+            ],
+        }
+    return out
+
+
 def section_complexity() -> dict[str, Any]:
     import onnxruntime as ort
     import torch
@@ -329,6 +361,7 @@ SECTIONS = {
     "csi": section_csi,
     "sscc": section_sscc,
     "complexity": section_complexity,
+    "training": section_training,
 }
 
 

@@ -185,7 +185,13 @@ def export_bundle(
     model.load_state_dict(ck["model"])
     summary = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
     npn_run = Path(ck["config"]["npn"]).parent / "run.json"
+    curve = (
+        [json.loads(ln) for ln in (run / "log.jsonl").read_text().splitlines() if ln.strip()]
+        if (run / "log.jsonl").is_file()
+        else []
+    )
     training = {
+        "curve": curve,  # validation PSNR (10 dB, 6-bit feedback) vs CPU seconds and samples seen
         "run": str(run),
         "config": ck["config"],
         "summary": summary,
