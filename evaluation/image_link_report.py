@@ -217,7 +217,7 @@ def results_block(doc: dict, img: Path) -> str:
     if sizes:
         rows = sizes["rows"]
         L += [
-            "### Masking gain per MIMO size, perfect CSI (mean over SNR 0..20 dB)",
+            "### Masking gain per MIMO size, perfect CSI (mean over SNR 0, 10 and 20 dB)",
             "",
             "| size | LCFSC (MSE) | no masking (MSE) | gain | LCFSC @ m=0.009 | LCFSC (MS-SSIM) MS-SSIM | "
             "no masking (MS-SSIM) MS-SSIM | mean m* | paper gain |",
