@@ -184,6 +184,7 @@ def section_csi(n_img: int) -> dict[str, Any]:
     conds = [("lcfsc-mse", "perfect", 0, "npn")]
     conds += [("lcfsc-mse", "feedback", b, "npn") for b in (2, 4, 6, 8)]
     conds += [
+        ("lcfsc-mse", "other", LINK_BITS, "npn"),
         ("lcfsc-mse", "feedback", LINK_BITS, "ls"),
         ("nomask-mse", "none", 0, "npn"),
         ("nomask-mse", "none", 0, "ls"),

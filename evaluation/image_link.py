@@ -52,7 +52,7 @@ def shard_test_images(merged: str | Path, n: int) -> np.ndarray:
 class Condition:
     n: int  # MIMO size (Nt = Nr)
     snr_db: float
-    csi: str  # "perfect" | "feedback" | "none"
+    csi: str  # "perfect" | "feedback" | "other" (another image's fed-back H) | "none"
     bits: int = 0  # feedback bits per real (0 for perfect / none)
     estimator: str = "npn"  # the UE's estimator: "npn" | "ls"
 
@@ -91,7 +91,9 @@ def run_model(
     """Transmit ``images`` over one condition's draws; metrics per image."""
     h, snr = d["h"], d["snr"]
     h_e = rx.estimate(d["y_p"], snr, refine=cond.estimator == "npn")
-    h_tx = {"perfect": h, "feedback": feedback(h_e, cond.bits) if cond.bits else h_e, "none": None}[cond.csi]
+    fb = feedback(h_e, cond.bits) if cond.bits else h_e
+    # "other": the CSI of another image's channel, fed back the same way (is H used at all?)
+    h_tx = {"perfect": h, "feedback": fb, "other": np.roll(fb, 1, axis=0), "none": None}[cond.csi]
     if not tx.uses_csi:
         h_tx = None
     rng = np.random.default_rng(d["noise_seed"])

@@ -544,4 +544,4 @@ def test_shipped_bundle_through_the_compose_services(tmp_path: Path) -> None:
     rows = [pr.row for pr in res.image_points]
     assert [r["ok"] for r in rows] == [6, 6], res.image_points[0].reasons
     lo, hi = (r["psnr_db"] for r in rows)
-    assert 18.0 < lo < hi, (lo, hi)  # mid-grey scores ~13 dB on these images
+    assert 17.0 < lo < hi, (lo, hi)  # mid-grey scores ~13 dB; the shipped model ~21 / 25 dB
