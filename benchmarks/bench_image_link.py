@@ -226,6 +226,32 @@ def section_sscc(n_img: int) -> dict[str, Any]:
     return {"n_images": len(imgs), "rows": rows}
 
 
+def section_sensitivity(n_img: int) -> dict[str, Any]:
+    """How much the transmitted symbols depend on the CSI and on the mask ratio: relative change
+    ``||x - x'|| / ||x||`` of LCFSC's symbols at 10 dB when H is another image's, and when the
+    ratio is 0 (no mask) or 0.1 (ten times the largest preset) instead of the learned one."""
+    imgs = images(n_img)
+    tx, _ = nodes("lcfsc-mse")
+    out = {}
+    for n in SIZES:
+        h = pools()[n][: len(imgs)]
+        snr = np.full(len(imgs), 10.0, np.float32)
+        x = tx.encode(imgs, h, snr)
+
+        def rel(x2: np.ndarray, x: np.ndarray = x) -> float:
+            return round(float(np.linalg.norm(x - x2) / np.linalg.norm(x)), 6)
+
+        out[f"{n}x{n}"] = {
+            "learned_ratio": round(float(np.mean(tx.last_ratio)), 5),
+            "another_h": rel(tx.encode(imgs, np.roll(h, 1, axis=0), snr)),
+            "ratio_0": rel(tx.encode(imgs, h, snr, ratio=0.0)),
+            "ratio_0.1": rel(tx.encode(imgs, h, snr, ratio=0.1)),
+            "another_image": rel(tx.encode(np.roll(imgs, 1, axis=0), h, snr)),
+        }
+        print(f"  {n}x{n}: {out[f'{n}x{n}']}", file=sys.stderr)
+    return out
+
+
 def section_training(n_img: int) -> dict[str, Any]:
     """Budgets and validation curves from the bundles' manifests (no computation): what each
     model cost, and the pairs compared at equal samples as well as at equal CPU time."""
@@ -365,6 +391,7 @@ SECTIONS = {
     "sscc": section_sscc,
     "complexity": section_complexity,
     "training": section_training,
+    "sensitivity": section_sensitivity,
 }
 
 
