@@ -61,6 +61,13 @@ def _plot_snr(doc: dict, img: Path) -> list[str]:
             style = "--" if m.startswith("nomask") else (":" if m.startswith("jpeg") else "-")
             ax[0, j].plot(s, p, style, marker="o", label=LABEL[m])
             ax[1, j].plot(s, q, style, marker="o", label=LABEL[m])
+        for mcs in dict.fromkeys(r["model"] for r in doc.get("sscc", {}).get("rows", []) if r["n"] == n):
+            pts = sorted(
+                (r["snr_db"], r["psnr_db"], r["msssim"]) for r in doc["sscc"]["rows"] if r["model"] == mcs
+            )
+            s, p, q = zip(*pts, strict=True)
+            ax[0, j].plot(s, p, "-.", marker="x", alpha=0.7, label=mcs)
+            ax[1, j].plot(s, q, "-.", marker="x", alpha=0.7, label=mcs)
         ax[0, j].set_title(f"{n}x{n} MIMO, CSI fed back at 6 b/real")
         ax[0, j].set_ylabel("PSNR (dB)")
         ax[1, j].set_ylabel("MS-SSIM")
