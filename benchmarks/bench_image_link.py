@@ -252,6 +252,33 @@ def section_sensitivity(n_img: int) -> dict[str, Any]:
     return out
 
 
+SEED_BUNDLES = ROOT / "runs" / "lcfsc" / "seed-bundles"
+
+
+def section_seeds(n_img: int) -> dict[str, Any]:
+    """Run-to-run spread of the masking gain: the MSE pair trained again with seed 1 (same
+    budget; exported to runs/lcfsc/seed-bundles/, not shipped), perfect CSI, 0/10/20 dB, the
+    same draws as the ``sizes`` section."""
+    from evaluation.image_link import Condition, draws, run_model
+    from models.lcfsc.bs import ImageTransmitter
+    from shared.bundle import Bundle
+    from shared.image_rx import ImageReceiver
+
+    imgs, ps, rows = images(n_img), pools(), []
+    for name in ("lcfsc-mse-seed1", "nomask-mse-seed1"):
+        b = Bundle.load(SEED_BUNDLES / name)
+        tx, rx = ImageTransmitter.from_bundle(b, "cpu"), ImageReceiver.from_bundle(b)
+        for n in SIZES:
+            for snr in (0.0, 10.0, 20.0):
+                d = draws(ps[n], len(imgs), n, snr, SEED)
+                r = run_model(tx, rx, imgs, d, Condition(n, snr, "perfect"))
+                rows.append({"model": name, "n": n, "snr_db": snr, **_point(r)})
+                print(f"  {name} {n}x{n} {snr:g} dB: {rows[-1]['psnr_db']:.2f} dB", file=sys.stderr)
+        t = b.manifest.training or {}
+        rows.append({"model": name, "summary": t.get("summary", {})})
+    return {"n_images": len(imgs), "rows": rows}
+
+
 def section_training(n_img: int) -> dict[str, Any]:
     """Budgets and validation curves from the bundles' manifests (no computation): what each
     model cost, and the pairs compared at equal samples as well as at equal CPU time."""
@@ -392,6 +419,7 @@ SECTIONS = {
     "complexity": section_complexity,
     "training": section_training,
     "sensitivity": section_sensitivity,
+    "seeds": section_seeds,
 }
 
 

@@ -245,6 +245,23 @@ def results_block(doc: dict, img: Path) -> str:
                 f"{_fmt(mean('nomask-msssim', 'msssim'), 4)} | {_fmt(mean('lcfsc-mse', 'mask_ratio'), 4)} | "
                 f"{paper.get(n, '-')} dB |"
             )
+        seeds = doc.get("seeds", {}).get("rows", [])
+        if seeds:
+            L += [
+                "",
+                "Run-to-run spread: the MSE pair trained again with seed 1 (same budget, the full "
+                "training set from the start), same images and draws:",
+                "",
+                "| size | gain, seed 0 (shipped) | LCFSC seed 1 | no masking seed 1 | gain, seed 1 |",
+                "|---|---|---|---|---|",
+            ]
+            for n in sorted({r["n"] for r in rows}):
+                a0, b0 = mean("lcfsc-mse", n=n), mean("nomask-mse", n=n)
+                pts = [r for r in seeds if r.get("n") == n]
+                a1 = np.mean([r["psnr_db"] for r in pts if r["model"] == "lcfsc-mse-seed1"] or [np.nan])
+                b1 = np.mean([r["psnr_db"] for r in pts if r["model"] == "nomask-mse-seed1"] or [np.nan])
+                g0 = "-" if a0 is None or b0 is None else f"{a0 - b0:+.2f}"
+                L.append(f"| {n}x{n} | {g0} | {a1:.2f} | {b1:.2f} | {a1 - b1:+.2f} |")
         L += ["", "Mean learned mask ratio m* (LCFSC, MSE) vs SNR:", ""]
         snrs = sorted({r["snr_db"] for r in rows})
         L += ["| size | " + " | ".join(f"{s:g} dB" for s in snrs) + " |", "|---|" + "---|" * len(snrs)]
