@@ -15,6 +15,15 @@ Sections (``--only``):
   LCFSC at the stable ratio 0.009 (CFSC) with the same weights;
 * ``csi``: LCFSC with perfect CSI vs CSI fed back at 2/4/6/8 bits per real vs an LS-only UE;
 * ``sscc``: JPEG + 5G LDPC + QAM on 2x2 (evaluation.sscc), three fixed MCSs;
+* ``sensitivity``: how much LCFSC's symbols change with another image's H or another ratio;
+* ``seeds``: the MSE pair retrained with ``--seed 1`` at the same budget (not shipped)::
+
+      python -m training.lcfsc jscc --out runs/lcfsc/lcfsc-mse-seed1 --variant lcfsc --loss mse \
+          --minutes 30 --seed 1 --npn runs/lcfsc/npn/best.pt --images data/generated/rt-images-64.h5
+      python -m models.lcfsc.export runs/lcfsc/lcfsc-mse-seed1 runs/lcfsc/seed-bundles/lcfsc-mse-seed1
+      # and the same with --variant nomask / nomask-mse-seed1
+
+* ``training``: budgets and validation curves from the bundles' manifests;
 * ``complexity``: parameters, MACs, images/s on the 2 CPU cores (BS encoder in torch, UE
   decoder and NPN in ONNX Runtime).
 
