@@ -22,6 +22,8 @@ Sections (``--only``):
           --minutes 30 --seed 1 --npn runs/lcfsc/npn/best.pt --images data/generated/rt-images-64.h5
       python -m models.lcfsc.export runs/lcfsc/lcfsc-mse-seed1 runs/lcfsc/seed-bundles/lcfsc-mse-seed1
       # and the same with --variant nomask / nomask-mse-seed1
+      # (the runs here read the two render shards, as the shipped ones did, so their 160
+      # validation images are the same: a folder of links to the shards, as --images)
 
 * ``training``: budgets and validation curves from the bundles' manifests;
 * ``complexity``: parameters, MACs, images/s on the 2 CPU cores (BS encoder in torch, UE
