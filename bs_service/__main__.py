@@ -42,6 +42,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="dynamic: int8 Linear layers in the torch decoders (CPU)",
     )
     p.add_argument(
+        "--decoder-graph",
+        choices=["frozen", "eager"],
+        default=None,
+        help="frozen (default): CPU decoders as frozen TorchScript graphs, checked at load; "
+        "eager: plain modules",
+    )
+    p.add_argument(
         "--srs-snr-db",
         type=float,
         default=None,
@@ -74,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from csilink.server_common import MethodStats, create_server, load_settings, serve_forever, setup_logging
 
     setup_logging(getattr(args, "verbose", False))
-    keys = ["host", "port", "datasets", "bundles", "bundle_roots", "device", "decoder_quant"]
+    keys = ["host", "port", "datasets", "bundles", "bundle_roots", "device", "decoder_quant", "decoder_graph"]
     keys += ["max_batch", "max_wait_ms", "srs_snr_db", "channel_addr", "image_datasets"]
     settings = load_settings(BsSettings, args.config, "bs", {k: getattr(args, k) for k in keys})
     if settings.torch_threads:

@@ -6,6 +6,11 @@ jobs or ``max_wait_s`` has passed since that first job arrived, and hands the ba
 ``run_batch``, which sets every job's result or error. Jobs already queued beyond
 ``max_batch`` start the next batch at once (no waiting when there is enough work).
 
+One batch runs at a time. With ``max_wait_s = 0`` (the BS default) batching is greedy: a
+batch holds what queued while the previous one ran, and a request that finds the decoder
+idle and nothing queued runs its own batch on its own thread (``inline``), skipping two
+thread hand-offs: that is most of a lone report's BS overhead (docs/performance.md).
+
 >>> import threading
 >>> seen = []
 >>> def run(jobs):
@@ -81,15 +86,19 @@ class DynamicBatcher:
         name: str,
         run_batch: Callable[[list[Job]], None],
         max_batch: int = 256,
-        max_wait_s: float = 0.002,
+        max_wait_s: float = 0.0,
+        inline: bool = True,
     ) -> None:
         self.name = name
         self.run_batch = run_batch
         self.max_batch = int(max_batch)
         self.max_wait_s = float(max_wait_s)
+        self.inline = bool(inline)
         self._q: collections.deque[Job] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
+        self._busy = False  # a batch is running (on the thread or inline)
+        self.inline_batches = 0
         self.batches = 0
         self.jobs = 0
         self._sizes: collections.deque[int] = collections.deque(maxlen=1024)
@@ -102,18 +111,35 @@ class DynamicBatcher:
             self._cond.notify_all()
 
     def submit(self, jobs: list[Job]) -> None:
+        """Queue ``jobs``; or run them at once on this thread when the decoder is idle, nothing
+        is queued, batching does not wait and they fit one batch (then they are done on return)."""
         now = time.perf_counter_ns()
         with self._cond:
             if self._stopping:
                 raise BatcherStopped(f"model {self.name} is being unloaded")
             for j in jobs:
                 j.enqueued_ns = now
-                self._q.append(j)
-            self._cond.notify_all()
+            run_here = (self.inline and self.max_wait_s <= 0 and not self._busy and not self._q
+                        and 0 < len(jobs) <= self.max_batch)
+            if run_here:
+                self._busy = True
+            else:
+                self._q.extend(jobs)
+                self._cond.notify_all()
+        if run_here:
+            try:
+                self._execute(jobs)
+                self.inline_batches += 1
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
 
     def _take(self) -> list[Job] | None:
         with self._cond:
-            while not self._q and not self._stopping:
+            while (not self._q or self._busy) and not self._stopping:
+                self._cond.wait()
+            while self._busy:  # stopping: let an inline batch finish first
                 self._cond.wait()
             if not self._q:
                 return None  # stopping and drained
@@ -124,26 +150,35 @@ class DynamicBatcher:
                     break
                 self._cond.wait(left)
             n = min(self.max_batch, len(self._q))
+            self._busy = True
             return [self._q.popleft() for _ in range(n)]
+
+    def _execute(self, batch: list[Job]) -> None:
+        start = time.perf_counter_ns()
+        for j in batch:
+            j.started_ns = start
+        try:
+            self.run_batch(batch)
+        except BaseException as exc:  # run_batch should set errors itself; never lose a job
+            log.exception("batch of %d failed in %s", len(batch), self.name)
+            for j in batch:
+                if not j.done():
+                    j.set_error(exc)
+        self.batches += 1
+        self.jobs += len(batch)
+        self._sizes.append(len(batch))
 
     def _loop(self) -> None:
         while True:
             batch = self._take()
             if batch is None:
                 return
-            start = time.perf_counter_ns()
-            for j in batch:
-                j.started_ns = start
             try:
-                self.run_batch(batch)
-            except BaseException as exc:  # run_batch should set errors itself; never lose a job
-                log.exception("batch of %d failed in %s", len(batch), self.name)
-                for j in batch:
-                    if not j.done():
-                        j.set_error(exc)
-            self.batches += 1
-            self.jobs += len(batch)
-            self._sizes.append(len(batch))
+                self._execute(batch)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
 
     def stats(self) -> dict[str, Any]:
         sizes = list(self._sizes)
@@ -152,6 +187,7 @@ class DynamicBatcher:
             "jobs": self.jobs,
             "queued": len(self._q),
             "mean_batch": (sum(sizes) / len(sizes)) if sizes else 0.0,
+            "inline_batches": self.inline_batches,
             "max_batch": self.max_batch,
             "max_wait_ms": self.max_wait_s * 1e3,
         }

@@ -49,10 +49,14 @@ class BsSettings(BaseModel):
     #: fly (torch dynamic quantization, CPU only; 4x smaller FC layers, docs/cllwcsinet.md);
     #: decoders without Linear layers are unchanged. "none": fp32 (start)
     decoder_quant: Literal["none", "dynamic"] = "none"
+    #: "frozen": the CPU decoders of the learned families run as a frozen TorchScript graph,
+    #: checked against the eager module at load (same function, ~1.3-1.5x less CPU at batch 1;
+    #: docs/performance.md); "eager": plain PyTorch modules (start)
+    decoder_graph: Literal["frozen", "eager"] = "frozen"
     #: Dynamic batching: a decoder batch closes at max_batch reports or max_wait_ms after its
     #: first report arrived, whichever comes first.
     max_batch: int = Field(256, ge=1, le=65536)
-    max_wait_ms: float = Field(2.0, ge=0.0, le=10_000.0)
+    max_wait_ms: float = Field(0.0, ge=0.0, le=10_000.0)
     #: Hooks per model id (overrides the manifest).
     hooks: dict[str, ModelHooks] = Field(default_factory=dict)
     #: Largest Decode request (reports); beyond: RESOURCE_EXHAUSTED.
@@ -89,6 +93,6 @@ class BsSettings(BaseModel):
 
 
 FROZEN = (
-    "host", "port", "device", "torch_threads", "decoder_quant", "max_message_mb", "max_workers", "grace_s",
-    "channel_addr", "csi_store_size",
+    "host", "port", "device", "torch_threads", "decoder_quant", "decoder_graph", "max_message_mb",
+    "max_workers", "grace_s", "channel_addr", "csi_store_size",
 )

@@ -161,6 +161,11 @@ class BsNode:
 
             n = quantize_dynamic(decoder)
             log.info("%s: dynamic int8 quantization of %d Linear layer(s)", bundle.model_id, n)
+        if self.settings.decoder_graph == "frozen":
+            from models.common.bs_torch import freeze_decoder
+
+            if freeze_decoder(decoder):
+                log.info("%s: decoder runs as a frozen TorchScript graph", bundle.model_id)
         ld = self._assemble(bundle, decoder, digest, str(getattr(decoder, "device", device)))
         self._warm_up(ld)
         ld.batcher = DynamicBatcher(

@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+import csilink  # noqa: F401 - first: sets GRPC_ENABLE_FORK_SUPPORT before any test imports grpc
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample" / "cdl-c-fdd-sample.h5"
 

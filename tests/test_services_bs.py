@@ -154,3 +154,59 @@ def test_dynamic_decoder_quantization(link_dataset, tiny_bundles, world) -> None
     assert 0 < rel < 0.1, rel
     with pytest.raises(ValueError, match="decoder_quant"):
         BsSettings(decoder_quant="int4")
+
+
+def test_frozen_decoder_graph_is_the_same_function(link_dataset, tiny_bundles, world) -> None:
+    """decoder_graph: frozen (the default) runs a TorchScript twin checked at load; its output
+    equals the eager module's at every batch size, digital and SNR-adaptive analog alike."""
+    from models.common.bs_torch import freeze_decoder
+    from models.registry import load_bs_decoder
+    from shared.bundle import Bundle
+
+    did, ids, _, _, payloads = world
+    outs = {}
+    for graph in ("eager", "frozen"):
+        node = BsNode(BsSettings(datasets=[str(link_dataset)], device="cpu", decoder_graph=graph))
+        try:
+            ld = node.load_model(str(tiny_bundles.digital))
+            assert (ld.decoder.graph is not None) == (graph == "frozen")
+            out = node.decode(_items(did, ids, payloads), 30)
+            assert all(o.error is None for o in out)
+            outs[graph] = np.stack([o.h_ad for o in out])
+        finally:
+            node.close()
+    np.testing.assert_allclose(outs["frozen"], outs["eager"], rtol=0, atol=1e-5 * np.abs(outs["eager"]).max())
+
+    dec = load_bs_decoder(Bundle.load(tiny_bundles.analog), "cpu")
+    z = np.random.default_rng(0).standard_normal((7, dec.latent_size)).astype(np.float32)
+    snr = np.linspace(-5, 20, 7).astype(np.float32)
+    want = dec.decode_batch(z, {}, snr)
+    assert freeze_decoder(dec) and dec.graph is not None
+    for b in (1, 7):
+        got = dec.decode_batch(z[:b], {}, snr[:b])
+        np.testing.assert_allclose(got, want[:b], rtol=0, atol=1e-5 * np.abs(want).max())
+    # the SNR input is live in the graph, not a constant captured at trace time
+    assert not np.allclose(dec.decode_batch(z[:1], {}, snr[:1]), dec.decode_batch(z[:1], {}, snr[-1:]))
+
+
+def test_freeze_keeps_eager_when_the_graph_differs(tiny_bundles) -> None:
+    """A decoder whose control flow depends on the batch cannot be traced faithfully: the load
+    check catches it and the eager module stays."""
+    import torch
+
+    from models.common.bs_torch import freeze_decoder
+    from models.registry import load_bs_decoder
+    from shared.bundle import Bundle
+
+    class Branchy(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, z, snr=None):
+            out = self.inner(z, snr)
+            return out * 2 if z.shape[0] > 2 else out  # traced at batch 2: the branch is frozen
+
+    dec = load_bs_decoder(Bundle.load(tiny_bundles.digital), "cpu")
+    dec.decoder = Branchy(dec.decoder)
+    assert not freeze_decoder(dec) and dec.graph is None

@@ -221,6 +221,45 @@ def test_batcher_merges_concurrent_requests_and_splits_at_max_batch() -> None:
         b.stop()
 
 
+def test_greedy_batcher_runs_lone_requests_inline_and_merges_what_queued() -> None:
+    """max_wait 0: a request that finds the decoder idle runs on its own thread (done when
+    submit returns); requests arriving while a batch runs queue and form the next batch."""
+    sizes: list[int] = []
+    threads_seen: list[str] = []
+    gate = threading.Event()
+
+    def run(jobs: list[Job]) -> None:
+        sizes.append(len(jobs))
+        threads_seen.append(threading.current_thread().name)
+        if jobs[0].payload == "hold":
+            gate.wait(5)
+        for j in jobs:
+            j.set_result(j.payload)
+
+    b = DynamicBatcher("t", run, max_batch=8, max_wait_s=0.0)
+    try:
+        lone = [Job("a")]
+        b.submit(lone)
+        assert lone[0].done() and lone[0].result(0) == "a"
+        assert threads_seen == [threading.current_thread().name] and b.stats()["inline_batches"] == 1
+        held = [Job("hold")]
+        t = threading.Thread(target=b.submit, args=(held,), name="holder")
+        t.start()
+        while len(sizes) < 2:  # the holder's batch is running (inline, on its thread)
+            time.sleep(0.01)
+        later = [[Job(i) for i in range(2)], [Job(i) for i in range(3)]]
+        for jobs in later:
+            b.submit(jobs)  # decoder busy: queued, not run here
+            assert not any(j.done() for j in jobs)
+        gate.set()
+        t.join(5)
+        assert [j.result(5) for j in later[0] + later[1]] == [0, 1, 0, 1, 2]
+        assert sizes == [1, 1, 5] and threads_seen[1] == "holder" and threads_seen[2].startswith("batcher")
+    finally:
+        gate.set()
+        b.stop()
+
+
 def test_batcher_errors_reach_every_job() -> None:
     def run(jobs: list[Job]) -> None:
         raise ValueError("decoder exploded")
