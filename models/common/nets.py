@@ -151,13 +151,21 @@ class SnrScale(nn.Module):
 
 
 class RefineBlock(nn.Module):
-    """CsiNet+ RefineNet: 7x7 -> 5x5 -> 3x3 convolutions with a residual connection."""
+    """RefineNet: three convolutions (2 -> width/2 -> width -> 2) with a residual connection;
+    kernels 7x7 -> 5x5 -> 3x3 as in CsiNet+ (default), 3x3 throughout as in the original CsiNet."""
 
-    def __init__(self, width: int = 16, snr_adaptive: bool = False, out_act: bool = True) -> None:
+    def __init__(
+        self,
+        width: int = 16,
+        snr_adaptive: bool = False,
+        out_act: bool = True,
+        kernels: tuple[int, int, int] = (7, 5, 3),
+    ) -> None:
         super().__init__()
-        self.c1 = conv_bn(2, width // 2, 7)
-        self.c2 = conv_bn(width // 2, width, 5)
-        self.c3 = conv_bn(width, 2, 3, act=False)
+        k1, k2, k3 = (int(k) for k in kernels)
+        self.c1 = conv_bn(2, width // 2, k1)
+        self.c2 = conv_bn(width // 2, width, k2)
+        self.c3 = conv_bn(width, 2, k3, act=False)
         self.scale = SnrScale(width) if snr_adaptive else None
         # out_act False: identity after the residual add (pre-activation style), so a block
         # whose last batch norm starts at zero is the identity (see models/common/warmstart.py)
@@ -187,11 +195,16 @@ class Decoder(nn.Module):
         blocks: int = 2,
         snr_adaptive: bool = False,
         refine_out_act: bool = True,
+        kernels: tuple[int, int, int] = (7, 5, 3),
     ) -> None:
         super().__init__()
+        if len(kernels) != 3 or any(int(k) < 1 or int(k) % 2 == 0 for k in kernels):
+            raise ValueError(f"refine kernels must be three odd sizes, got {list(kernels)}")
         self.nt, self.taps, self.snr_adaptive = nt, taps, snr_adaptive
         self.fc = nn.Linear(latent + (1 if snr_adaptive else 0), 2 * nt * taps)
-        self.blocks = nn.ModuleList(RefineBlock(width, snr_adaptive, refine_out_act) for _ in range(blocks))
+        self.blocks = nn.ModuleList(
+            RefineBlock(width, snr_adaptive, refine_out_act, tuple(kernels)) for _ in range(blocks)
+        )
         self.out = nn.Conv2d(2, 2, 3, padding=1)
 
     def forward(self, z: torch.Tensor, snr_db: torch.Tensor | None = None) -> torch.Tensor:

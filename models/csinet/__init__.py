@@ -27,6 +27,11 @@ class CsiNetFamily(LearnedFamily):
             "compand": 1.0,
             "compand_scope": "all",
             "qat": False,
+            # Size knobs: the encoder's conv width (None = width; 2 = the original CsiNet's
+            # 2-channel encoder) and the decoder's refine kernels (CsiNet+ 7/5/3; the original
+            # CsiNet 3/3/3, ~2.6x fewer multiply-adds; docs/performance.md).
+            "enc_width": None,
+            "refine_kernels": [7, 5, 3],
         }
 
     def latent_size(self, config: dict[str, Any]) -> int:

@@ -30,6 +30,8 @@ class CsiNetAE(nn.Module):
         compand: float = 1.0,
         compand_scope: str = "all",
         qat: bool = False,
+        enc_width: int | None = None,
+        refine_kernels: tuple[int, int, int] | list[int] = (7, 5, 3),
     ) -> None:
         super().__init__()
         if quantizer not in ("uniform", "mulaw"):
@@ -37,9 +39,12 @@ class CsiNetAE(nn.Module):
         spec = {"kind": quantizer, "bits": bits, **({"mu": mu} if quantizer == "mulaw" else {})}
         self.quantize = ste_for_codec(from_spec(spec))
         self.encoder = Encoder(
-            latent, nt, taps, width, out_act="tanh", compand=compand, compand_scope=compand_scope, qat=qat
+            latent, nt, taps, enc_width or width, out_act="tanh", compand=compand,
+            compand_scope=compand_scope, qat=qat,
         )
-        self.decoder = Decoder(latent, nt, taps, width, blocks, snr_adaptive=False)
+        self.decoder = Decoder(
+            latent, nt, taps, width, blocks, snr_adaptive=False, kernels=tuple(refine_kernels)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.quantize(self.encoder(x)))
