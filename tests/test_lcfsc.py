@@ -157,6 +157,27 @@ def test_split_pieces_equal_the_one_graph_system(tiny: Path) -> None:
     assert np.max(np.abs(ref8 - out.astype(np.float64))) <= 1  # uint8 rounding only
 
 
+@pytest.mark.parametrize(("masking", "tokens"), [(False, False), (False, True), (True, True)])
+def test_transmitter_uses_h_exactly_when_configured(tmp_path: Path, masking: bool, tokens: bool) -> None:
+    """The no-CSI transmitter's symbols do not depend on H; with stream-SINR tokens they do
+    (swapping which stream is strong changes the symbols), through the shipped bundle path."""
+    from models.lcfsc.bs import ImageTransmitter
+    from models.lcfsc.export import make_tiny_bundle
+
+    path = make_tiny_bundle(tmp_path / "b", csi_masking=masking, csi_tokens=tokens)
+    tx = ImageTransmitter.from_bundle(Bundle.load(path), "cpu")
+    assert tx.uses_csi == (masking or tokens)
+    imgs = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    snr = np.array([10.0, 10.0], np.float32)
+    h = np.array([np.diag([1.5, 0.2]), np.diag([1.5, 0.2])], np.complex64)
+    x1 = tx.encode(imgs, h if tx.uses_csi else None, snr, nt=2)
+    x2 = tx.encode(imgs, h[:, ::-1, ::-1].copy() if tx.uses_csi else None, snr, nt=2)
+    if tx.uses_csi:
+        assert np.max(np.abs(x1 - x2)) > 1e-3
+    else:
+        np.testing.assert_array_equal(x1, x2)
+
+
 def test_receiver_rejects_mismatched_inputs(tiny: Path) -> None:
     from shared.image_rx import ImageReceiver
 

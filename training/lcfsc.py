@@ -45,6 +45,8 @@ VARIANTS = {
     "lcfsc": {"csi_masking": True, "learnable_ratio": True},
     "cfsc": {"csi_masking": True, "learnable_ratio": False},
     "nomask": {"csi_masking": False, "learnable_ratio": False},
+    # LCFSC + per-token stream SINR at the transmitter (csilink's variant, not in the paper)
+    "lcfsc-tok": {"csi_masking": True, "learnable_ratio": True, "csi_tokens": True},
 }
 VAL_N = 160
 RELOAD_S = 240.0

@@ -37,7 +37,7 @@ class ImageTransmitter:
             rcvae.to(self.device).eval() if rcvae else None,
         )
         self.image_size, self.n_symbols, self.sizes = cfg.image_size, cfg.n_symbols, tuple(cfg.sizes)
-        self.uses_csi = cfg.csi_masking
+        self.uses_csi = cfg.uses_csi
         self.last_ratio: np.ndarray | None = None
 
     @classmethod
@@ -70,7 +70,7 @@ class ImageTransmitter:
         if h is None:
             if self.uses_csi:
                 raise InvalidInput(
-                    "this transmitter masks with CSI: it needs H (csi mode feedback or perfect)"
+                    "this transmitter uses CSI: it needs H (csi mode feedback or perfect)"
                 )
             return b, 0
         if h.shape[0] != b or h.ndim != 3 or h.shape[1] != h.shape[2] or h.shape[1] not in self.sizes:
@@ -105,7 +105,7 @@ class ImageTransmitter:
         snr = torch.as_tensor(np.asarray(snr_db, np.float32), device=self.device)
         ht = None if h is None else torch.as_tensor(np.asarray(h, np.complex64), device=self.device)
         r = None
-        if self.uses_csi:
+        if self.cfg.csi_masking:
             from models.lcfsc.mask import STABLE_RATIO
 
             stable = torch.full((b,), STABLE_RATIO, device=self.device)

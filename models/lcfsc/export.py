@@ -201,8 +201,19 @@ def export_bundle(
     return write_from_model(model, out_dir, model_id or run.name, description, training, check_images)
 
 
+VARIANT_TEXT = {
+    "lcfsc": "LCFSC (CSI fusion masking, learnable ratio)",
+    "lcfsc-tok": "LCFSC + stream-SINR tokens (CSI fusion masking, learnable ratio, per-token SINR embedding)",
+    "nomask": "no-masking twin (CSI unused at the transmitter)",
+}
+
+
 def make_tiny_bundle(
-    path: Path, model_id: str = "lcfsc-tiny", image_size: int = 32, csi_masking: bool = True
+    path: Path,
+    model_id: str = "lcfsc-tiny",
+    image_size: int = 32,
+    csi_masking: bool = True,
+    csi_tokens: bool = False,
 ) -> Path:
     """An untrained small bundle (for tests): two stages, 8 x 8 bottleneck, 768 symbols."""
     torch.manual_seed(0)
@@ -213,6 +224,7 @@ def make_tiny_bundle(
         heads=(1, 2),
         csi_masking=csi_masking,
         learnable_ratio=csi_masking,
+        csi_tokens=csi_tokens,
     )
     write_from_model(LcfscSystem(cfg), path, model_id, "untrained test bundle", {"untrained": True})
     return Path(path)
@@ -234,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = json.loads((a.run / "config.json").read_text())
     _, val = load_images(a.images or cfg["images"])
     desc = a.description or (
-        f"{'LCFSC (CSI fusion masking, learnable ratio)' if cfg['variant'] == 'lcfsc' else cfg['variant']} "
+        f"{VARIANT_TEXT.get(cfg['variant'], cfg['variant'])} "
         f"image link, {cfg['loss']} loss, 64x64, 768 symbols (CBR 1/16), MIMO 2x2/4x4/8x8"
     )
     b = export_bundle(a.run, a.out, a.out.name, desc, check_images=val[:64])

@@ -32,7 +32,16 @@ class LcfscConfig:
     c_out: int = 24  # reals per bottleneck token
     csi_masking: bool = True  # False: the no-masking baseline (WITT-like), CSI unused at the transmitter
     learnable_ratio: bool = True  # False with masking: the stable ratio (CFSC)
+    # True: each bottleneck token also gets an embedding of the SINR of the stream it will ride
+    # (from the fed-back H), so the transmitter's attention can shape content per stream; the
+    # decoder has always had that input. Not in the paper: csilink's variant (docs/image_link.md).
+    csi_tokens: bool = False
     sizes: tuple[int, ...] = (2, 4, 8)
+
+    @property
+    def uses_csi(self) -> bool:
+        """Whether the transmitter needs the fed-back H."""
+        return self.csi_masking or self.csi_tokens
 
     @property
     def grid(self) -> int:
@@ -121,6 +130,11 @@ class Encoder(nn.Module):
         )
         self.modnet = ModNet(top)
         self.head = nn.Linear(top, cfg.c_out)
+        self.csi_embed = (
+            nn.Sequential(nn.Linear(1, top // 4), nn.GELU(), nn.Linear(top // 4, top))
+            if cfg.csi_tokens
+            else None
+        )
 
     def forward(
         self,
@@ -136,11 +150,14 @@ class Encoder(nn.Module):
         b, g = x.shape[0], self.cfg.grid
         x = x.reshape(b, g * g, -1)
         ctx = {} if ctx is None else ctx
-        if self.cfg.csi_masking:
+        if self.cfg.uses_csi:
             if h is None:
-                raise ValueError("this transmitter masks with CSI: it needs H")
+                raise ValueError("this transmitter uses CSI: it needs H")
             sinr = mt.stream_sinr_db(h, snr_db)  # [B, Nt]
-            ctx.update(hp=mt.pad_h(h), token_sinr=sinr[:, token_streams(self.cfg, h.shape[2])], ratio=ratio)
+            token_sinr = sinr[:, token_streams(self.cfg, h.shape[2])]
+            ctx.update(hp=mt.pad_h(h), token_sinr=token_sinr, ratio=ratio)
+            if self.csi_embed is not None:
+                x = x + self.csi_embed(token_sinr[..., None] / 10.0)
         for blk in self.bottleneck:
             x = blk(x, ctx) if isinstance(blk, CfmaBlock) else blk(x.view(b, g, g, -1)).view(b, g * g, -1)
         return self.head(self.modnet(x, snr_db)).reshape(b, -1)

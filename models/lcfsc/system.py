@@ -53,7 +53,7 @@ class LcfscSystem(nn.Module):
             ratio, lc = self.mask_ratio(img, snr_db, h_tx)
         if ctx is not None:
             ctx["ratio_used"] = ratio
-        z = self.encoder(img, snr_db, h_tx if self.cfg.csi_masking else None, ratio, ctx)
+        z = self.encoder(img, snr_db, h_tx if self.cfg.uses_csi else None, ratio, ctx)
         s = mt.normalize_power(mt.to_symbols(z))
         nt = h_tx.shape[2] if h_tx is not None else int(ctx["nt"])  # type: ignore[index]
         return s.view(s.shape[0], nt, -1), lc
