@@ -25,6 +25,15 @@ Sections (``--only``):
       # (the runs here read the two render shards, as the shipped ones did, so their 160
       # validation images are the same: a folder of links to the shards, as --images)
 
+* ``variant``: csilink's variant ``lcfsc-tok`` (LCFSC + each bottleneck token told the SINR of
+  the stream it will ride), trained like ``lcfsc-mse`` (same data, 30 CPU-min; not shipped)::
+
+      python -m training.lcfsc jscc --out runs/lcfsc/lcfsc-tok-mse --variant lcfsc-tok --loss mse \
+          --minutes 30 --npn runs/lcfsc/npn/best.pt --images data/generated/rt-images-64.h5
+      python -m models.lcfsc.export runs/lcfsc/lcfsc-tok-mse runs/lcfsc/variant-bundles/lcfsc-tok-mse
+
+  perfect CSI on every size at 0/10/20 dB (the ``sizes`` draws), and on 2x2 the CSI quality
+  (feedback at 2 and 6 bits, another image's H) and how much its symbols move with H;
 * ``training``: budgets and validation curves from the bundles' manifests;
 * ``complexity``: parameters, MACs, images/s on the 2 CPU cores (BS encoder in torch, UE
   decoder and NPN in ONNX Runtime).
@@ -290,6 +299,41 @@ def section_seeds(n_img: int) -> dict[str, Any]:
     return {"n_images": len(imgs), "rows": rows}
 
 
+VARIANT_BUNDLES = ROOT / "runs" / "lcfsc" / "variant-bundles"
+
+
+def section_variant(n_img: int) -> dict[str, Any]:
+    """``lcfsc-tok-mse`` against the shipped pair on the same draws: perfect CSI per size, then
+    CSI quality on 2x2, and the sensitivity of its symbols to H (as ``sensitivity``)."""
+    from evaluation.image_link import Condition, draws, run_model
+    from models.lcfsc.bs import ImageTransmitter
+    from shared.bundle import Bundle
+    from shared.image_rx import ImageReceiver
+
+    imgs, ps, rows = images(n_img), pools(), []
+    name = "lcfsc-tok-mse"
+    b = Bundle.load(VARIANT_BUNDLES / name)
+    tx, rx = ImageTransmitter.from_bundle(b, "cpu"), ImageReceiver.from_bundle(b)
+    conds = [(n, snr, "perfect", 0) for n in SIZES for snr in (0.0, 10.0, 20.0)]
+    conds += [(2, snr, csi, bits) for snr in (0.0, 10.0, 20.0)
+              for csi, bits in (("feedback", 2), ("feedback", LINK_BITS), ("other", LINK_BITS))]
+    for n, snr, csi, bits in conds:
+        d = draws(ps[n], len(imgs), n, snr, SEED)
+        r = run_model(tx, rx, imgs, d, Condition(n, snr, csi, bits, "npn"))
+        rows.append({"model": name, "n": n, "snr_db": snr, "csi": csi, "bits": bits, **_point(r)})
+        print(f"  {name} {n}x{n} {snr:g} dB {csi}{bits or ''}: {rows[-1]['psnr_db']:.2f} dB", file=sys.stderr)
+    sens = {}
+    for n in SIZES:
+        h = ps[n][: len(imgs)]
+        snr = np.full(len(imgs), 10.0, np.float32)
+        x = tx.encode(imgs, h, snr)
+        sens[f"{n}x{n}"] = round(float(np.linalg.norm(x - tx.encode(imgs, np.roll(h, 1, axis=0), snr))
+                                       / np.linalg.norm(x)), 6)
+    t = b.manifest.training or {}
+    return {"n_images": len(imgs), "rows": rows, "another_h_rel_change": sens,
+            "training": {k: t.get(k) for k in ("summary", "cpu_minutes", "samples_seen") if k in t}}
+
+
 def section_training(n_img: int) -> dict[str, Any]:
     """Budgets and validation curves from the bundles' manifests (no computation): what each
     model cost, and the pairs compared at equal samples as well as at equal CPU time."""
@@ -431,6 +475,7 @@ SECTIONS = {
     "training": section_training,
     "sensitivity": section_sensitivity,
     "seeds": section_seeds,
+    "variant": section_variant,
 }
 
 

@@ -262,6 +262,38 @@ def results_block(doc: dict, img: Path) -> str:
                 b1 = np.mean([r["psnr_db"] for r in pts if r["model"] == "nomask-mse-seed1"] or [np.nan])
                 g0 = "-" if a0 is None or b0 is None else f"{a0 - b0:+.2f}"
                 L.append(f"| {n}x{n} | {g0} | {a1:.2f} | {b1:.2f} | {a1 - b1:+.2f} |")
+        var = doc.get("variant")
+        if var:
+            vr = var["rows"]
+            tr = var.get("training", {}).get("summary", {})
+            L += [
+                "",
+                "csilink's variant `lcfsc-tok` (LCFSC + each bottleneck token given the SINR of the "
+                "stream it will ride, computed from the fed-back H; not in the paper), trained like "
+                f"LCFSC-MSE ({tr.get('minutes', '-')} CPU-min, {tr.get('samples_seen', '-'):,} samples, "
+                "the full training set from the start; not shipped), same images and draws, perfect "
+                "CSI, mean over 0/10/20 dB:",
+                "",
+                "| size | LCFSC | no masking | LCFSC + SINR tokens | gain over no masking | "
+                "symbols moved by another image's H |",
+                "|---|---|---|---|---|---|",
+            ]
+            moved = var.get("another_h_rel_change", {})
+            for n in sorted({r["n"] for r in rows}):
+                a0, b0 = mean("lcfsc-mse", n=n), mean("nomask-mse", n=n)
+                t0 = np.mean([r["psnr_db"] for r in vr if r["n"] == n and r["csi"] == "perfect"] or [np.nan])
+                g = "-" if b0 is None else f"{t0 - b0:+.2f}"
+                L.append(f"| {n}x{n} | {_fmt(a0)} | {_fmt(b0)} | {t0:.2f} | {g} | "
+                         f"{moved.get(f'{n}x{n}', float('nan')):.1%} |")
+            snrs_v = sorted({r["snr_db"] for r in vr if r["n"] == 2})
+            L += ["", "The same variant on 2x2 with the CSI it is given (PSNR dB):", "",
+                  "| CSI | " + " | ".join(f"{x:g} dB" for x in snrs_v) + " |", "|---|" + "---|" * len(snrs_v)]
+            kinds = (("perfect", 0, "perfect"), ("feedback", 6, "fed back, 6 b/real"),
+                     ("feedback", 2, "fed back, 2 b/real"), ("other", 6, "another image's H"))
+            for csi, bits, label in kinds:
+                cells = [_fmt((_get(vr, n=2, snr_db=x, csi=csi, bits=bits) or {}).get("psnr_db"))
+                         for x in snrs_v]
+                L.append(f"| {label} | " + " | ".join(cells) + " |")
         L += ["", "Mean learned mask ratio m* (LCFSC, MSE) vs SNR:", ""]
         snrs = sorted({r["snr_db"] for r in rows})
         L += ["| size | " + " | ".join(f"{s:g} dB" for s in snrs) + " |", "|---|" + "---|" * len(snrs)]

@@ -103,10 +103,19 @@ def budgets(bundles: list[Bundle]) -> list[str]:
     ]
     for b in bundles:
         t = b.manifest.training
+        budget, seen, epochs = t.get("budget_minutes", "-"), t.get("samples_seen", "-"), t.get("epochs", "-")
+        base = t.get("init_from")
+        if isinstance(base, dict) and isinstance(base.get("budget_minutes"), int | float):
+            # a fine-tuning run (e.g. quantization-aware) continuing a base run: count both stages
+            budget = f"{base['budget_minutes']:g} + {budget:g}" if isinstance(budget, int | float) else budget
+            if isinstance(seen, int) and isinstance(base.get("samples_seen"), int):
+                seen = base["samples_seen"] + seen
+            if isinstance(epochs, int | float) and isinstance(base.get("epochs"), int | float):
+                epochs = round(base["epochs"] + epochs, 2)
         out.append(
             f"| `{b.model_id}` | {b.family} | {t.get('dataset', '-')} (`{t.get('dataset_id', '-')}`) | "
-            f"{t.get('n_train', '-')} | {t.get('budget_minutes', '-')} | {t.get('samples_seen', '-')} | "
-            f"{t.get('epochs', '-')} | {t.get('threads', '-')} | {t.get('seed', '-')} |"
+            f"{t.get('n_train', '-')} | {budget} | {seen} | "
+            f"{epochs} | {t.get('threads', '-')} | {t.get('seed', '-')} |"
         )
     return out
 
@@ -152,8 +161,10 @@ def render(rows: list[Row], ctx: dict[str, Any], bundles: list[Bundle], plot_rel
     lines += [
         "## Training budgets",
         "",
-        "CPU training at a stated wall-clock budget (see docs/models.md for the commands); non-learned "
-        "families have no budget.",
+        "CPU training at a stated budget, minutes of CPU time of one torch thread unless the manifest "
+        "says otherwise; \"a + b\": a base run plus a fine-tuning or second-stage run that continued it, "
+        "samples and epochs of both (see docs/models.md for the commands); non-learned families have no "
+        "budget.",
         "",
         *budgets([b for b in bundles if b.manifest.training]),
         "",

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Train and export the shipped bundles (bundles/csinet-b64, -b128, -b192, csinet-jscc-k32).
+# Train and export the shipped bundles (bundles/csinet-b64, -b128, -b192, csinet-jscc-k32,
+# csinet-lite-b128).
 #
 # Budget: MINUTES minutes of CPU time per model (default 15, CLOCK=cpu; CLOCK=wall counts elapsed
 # time instead), 1 torch thread each, two trainings side
@@ -8,7 +9,7 @@
 # re-running picks every run up from its last checkpoint (runs/shipped/<id>/last.pt) and
 # only continues until its budget is used; a finished run is exported again.
 #
-#   bash scripts/train_shipped.sh                 # all four
+#   bash scripts/train_shipped.sh                 # all five
 #   MINUTES=5 bash scripts/train_shipped.sh csinet-b64   # one, shorter
 #   DATA=path/to/other.h5 bash scripts/train_shipped.sh
 set -euo pipefail
@@ -24,7 +25,7 @@ mkdir -p "$RUNS"
 [ -f "$DATA" ] || { echo "no dataset $DATA (make it with: csilink dataset generate --profile cdl-c-fdd ...)" >&2; exit 1; }
 
 ids=("$@")
-[ ${#ids[@]} -gt 0 ] || ids=(csinet-b128 csinet-jscc-k32 csinet-b64 csinet-b192)
+[ ${#ids[@]} -gt 0 ] || ids=(csinet-b128 csinet-jscc-k32 csinet-b64 csinet-b192 csinet-lite-b128)
 
 train_one() {
   local id=$1 run=$RUNS/$1
