@@ -133,4 +133,4 @@ class UeEncoder:
     def encode(self, x_ad: np.ndarray, rate: str | None = None) -> list[Bits | np.ndarray]:
         """One report per sample: ``Bits`` (digital) or complex64 symbols ``[k]`` (analog)."""
         codec = self.codec(rate)
-        return [codec.encode(z) for z in self.latents(x_ad)]
+        return codec.encode_batch(self.latents(x_ad))

@@ -97,6 +97,11 @@ class WireCodec:
     def encode(self, latent: np.ndarray) -> Bits | np.ndarray:
         raise NotImplementedError
 
+    def encode_batch(self, latents: np.ndarray) -> list[Bits | np.ndarray]:
+        """One payload per row of ``latents [B, ...]``, exactly as ``encode`` row by row;
+        codecs override it with a vectorized version where the per-report loop costs."""
+        return [self.encode(z) for z in latents]
+
     def decode(self, payload: Bits | np.ndarray, latent_size: int) -> np.ndarray:
         """Payload -> reconstructed latent, float32 ``[latent_size]``."""
         raise NotImplementedError
@@ -139,6 +144,16 @@ class UniformCodec(WireCodec):
 
     def encode(self, latent: np.ndarray) -> Bits:
         return Bits.from_array(ints_to_bits(self.quantize(np.ravel(latent)), self.bits))
+
+    def encode_batch(self, latents: np.ndarray) -> list[Bits | np.ndarray]:
+        # one quantize / pack for the whole batch: the per-report loop was most of the UE's
+        # Python time at large batches (docs/performance.md)
+        z = np.asarray(latents)
+        if z.ndim == 0 or len(z) == 0:
+            return []
+        bits = ints_to_bits(self.quantize(z.reshape(len(z), -1)), self.bits).astype(np.uint8)
+        packed = np.packbits(bits, axis=1)  # each row MSB-first, zero-padded: as Bits.from_array
+        return [Bits(row.tobytes(), bits.shape[1]) for row in packed]
 
     def decode(self, payload: Bits | np.ndarray, latent_size: int) -> np.ndarray:
         if not isinstance(payload, Bits):

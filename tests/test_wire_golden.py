@@ -32,6 +32,21 @@ def test_numpy_codec_matches_golden(case: str) -> None:
 
 
 @pytest.mark.parametrize("case", DIGITAL)
+def test_batch_encoder_gives_golden_bits(case: str) -> None:
+    """encode_batch (the UE's vectorized path) = encode row by row, golden bytes and lengths,
+    also for latents whose bit count is not a multiple of 8 and for NaN (refused)."""
+    g = GOLDEN[case]
+    c = _codec(g["spec"])
+    out = c.encode_batch(Z)
+    assert [b.data.hex() for b in out] == g["reports"] and {b.n_bits for b in out} == {g["n_bits"]}
+    odd = np.random.default_rng(0).uniform(-1.2, 1.2, (5, 7)).astype(np.float32)
+    assert c.encode_batch(odd) == [c.encode(z) for z in odd]
+    assert c.encode_batch(odd[:0]) == []
+    with pytest.raises(Exception, match="NaN"):
+        c.encode_batch(np.where(np.eye(7, dtype=bool)[:5], np.nan, odd))
+
+
+@pytest.mark.parametrize("case", DIGITAL)
 def test_torch_twin_gives_golden_bits(case: str) -> None:
     torch = pytest.importorskip("torch")
     from models.common import wire_torch as wt
