@@ -454,6 +454,12 @@ def bench_split(args: argparse.Namespace, paths: dict[str, Path], rates: dict[st
                              args.reports, wall, cpu, lat, ok, link="ideal"))
             print(_brief(rows[-1]), file=sys.stderr)
             if label == "digital-lite":
+                # where the codec is light, per-call costs weigh: larger batches, one more in flight
+                big, more = 2 * args.batch, args.inflight + 1
+                wall, cpu, lat, ok = run_batched(ctx, mid, rate, args.reports, big, more)
+                rows.append(_row(f"{label} batched ({big}/call, {more} in flight), ideal link",
+                                 label, "batched", args.reports, wall, cpu, lat, ok, link="ideal"))
+                print(_brief(rows[-1]), file=sys.stderr)
                 continue
             extra = [float(h) for h in str(args.extra_rates_hz).split(",") if h.strip()]
             for hz in sorted({*extra, args.rate_hz}):
