@@ -7,7 +7,11 @@ next to the in-process codec (UE encoder + wire + BS decoder) measured in the sa
 What it does, in one process that drives the others:
 
 1. **In-process codec**: the digital (CsiNet-class, 128 bits) and analog (JSCC, 32 symbols)
-   bundles run UE half + wire step + BS decoder in this process, batches of ``--batch``.
+   bundles, and the lighter digital ``--lite`` bundle (the original CsiNet's size) when shipped,
+   run UE half + wire step + BS decoder (frozen graph, as the BS runs it) in this process,
+   batches of ``--batch``.
+1b. **Transport floor**: a do-nothing gRPC echo server, one call at a time (unary and on one
+   bidi stream): what one hop costs on this machine before any csilink code runs.
 2. **The split link**: the docker-compose.yml services started natively (``csilink.launcher``,
    the same commands as the containers) on free 127.0.0.1 ports; the bundles loaded over gRPC.
    * ``batched``: unary SendReports of ``--batch`` reports, ``--inflight`` calls in flight;
@@ -16,7 +20,8 @@ What it does, in one process that drives the others:
      at its scheduled time whatever the previous ones do; latency counts from the schedule,
      so queueing shows instead of being hidden).
    The default link is ``ideal`` (the emulator passes payloads through) for the transport
-   figures; one AWGN row per path shows what the emulator's own work adds.
+   figures; one AWGN row per path shows what the emulator's own work adds. The lite bundle gets
+   the throughput rows only, plus one at twice the batch with one more call in flight.
 3. CPU seconds of every process (UE, emulator, BS and this driver) per report, from
    /proc: the machine's other load slows the wall clock down but not these, so
    ``capacity_2cores = 2 / cpu_s_per_report`` is the throughput two idle cores would sustain.
