@@ -163,6 +163,17 @@ class UniformCodec(WireCodec):
             raise InvalidInput(f"bitstream has {payload.n_bits} bits, this model sends {want}")
         return self.dequantize(bits_to_ints(payload.to_array(), self.bits))
 
+    def decode_batch(self, payloads: list[Bits], latent_size: int) -> np.ndarray:
+        """``decode`` of many reports in one pass: ``[len(payloads), latent_size]`` float32."""
+        want = self.payload_size(latent_size)
+        for p in payloads:
+            if not isinstance(p, Bits) or p.n_bits != want:
+                raise InvalidInput(f"every payload must be a bitstream of {want} bits")
+        if not payloads:
+            return np.zeros((0, latent_size), np.float32)
+        buf = np.frombuffer(b"".join(p.data for p in payloads), np.uint8).reshape(len(payloads), -1)
+        return self.dequantize(bits_to_ints(np.unpackbits(buf, axis=1)[:, :want], self.bits))
+
 
 class MuLawCodec(UniformCodec):
     """mu-law companding of values in [-1, 1], then B-bit uniform quantization."""

@@ -44,6 +44,11 @@ def test_batch_encoder_gives_golden_bits(case: str) -> None:
     assert c.encode_batch(odd[:0]) == []
     with pytest.raises(Exception, match="NaN"):
         c.encode_batch(np.where(np.eye(7, dtype=bool)[:5], np.nan, odd))
+    # and back: the BS's batched unpacking equals report-by-report decoding
+    payloads = c.encode_batch(odd)
+    np.testing.assert_array_equal(c.decode_batch(payloads, 7), np.stack([c.decode(b, 7) for b in payloads]))
+    with pytest.raises(Exception, match="every payload must be a bitstream"):
+        c.decode_batch([*payloads[:2], Bits(b"\x00", 8)], 7)  # 8 bits is never 7 x B here
 
 
 @pytest.mark.parametrize("case", DIGITAL)
