@@ -108,6 +108,13 @@ def _tree_pids(pid: int) -> list[int]:
     return out
 
 
+def settle_heap() -> None:
+    """The nodes' own :func:`csilink.server_common.settle_heap`, for this driver."""
+    from csilink.server_common import settle_heap as settle
+
+    settle()
+
+
 class CpuMeter:
     """CPU seconds of a set of processes (and this one) between ``start`` and ``stop``."""
 
@@ -331,6 +338,7 @@ def run_batched(ctx: Ctx, model: str, rate: str, n: int, batch: int, inflight: i
                 lat.append(dt)
                 ok[0] += sum(o.ok for o in out)
 
+    settle_heap()  # the driver holds torch too: no full collection mid-run
     ctx.meter.start()
     t0 = time.perf_counter()
     threads = [threading.Thread(target=worker, args=(u,)) for u in range(inflight)]
@@ -358,6 +366,7 @@ def run_stream(ctx: Ctx, model: str, rate: str, n: int, batch: int, window: int)
             yield b
 
     lat, ok = [], 0
+    settle_heap()  # the driver holds torch too: no full collection mid-run
     ctx.meter.start()
     t0 = time.perf_counter()
     for i, outs in enumerate(ctx.client.send_stream(gen())):
@@ -398,6 +407,7 @@ def run_paced(ctx: Ctx, model: str, rate: str, n: int, hz: float) -> tuple[float
             if remaining[0] == 0:
                 done.set()
 
+    settle_heap()  # the driver holds torch too: no full collection mid-run
     ctx.meter.start()
     t0 = time.perf_counter() + 0.05
     for i, req in enumerate(reqs):
@@ -545,7 +555,9 @@ def markdown(doc: dict[str, Any], cmd: str) -> str:
         _SECTION[0],
         "## Link, end to end (UE -> channel emulator -> BS over gRPC on loopback)",
         "",
-        f"Measured {m['created'][:10]} on {m['cpus']} CPUs, load average {m['loadavg'][0]:.1f} at the start"
+        f"Measured {m['created'][:10]} on {m['cpus']} CPUs"
+        + (f" ({m['cpu_model']})" if m.get("cpu_model") else "")
+        + f", load average {m['loadavg'][0]:.1f} at the start"
         + (f", {m['loadavg_end'][0]:.1f} at the end" if "loadavg_end" in m else "")
         + ("; other jobs (trainings) took most of both cores during the split-link runs, so their "
            "wall-clock rates and latencies say more about that load than about the link" if starved else "")

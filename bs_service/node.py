@@ -32,7 +32,7 @@ from bs_service.batcher import BatcherStopped, DynamicBatcher, Job
 from bs_service.config import BsSettings
 from bs_service.hooks import Fusion, Refiner, make_fusion, make_refiner
 from bs_service.image_tx import CsiStore, LoadedTransmitter, StoredCsi, load_transmitter
-from csilink.server_common import DatasetViews
+from csilink.server_common import DatasetViews, settle_heap
 from shared import image_link as il
 from shared.bundle import MANIFEST, Bundle, resolve
 from shared.errors import BundleError, CsilinkError, InvalidInput, ModelMismatch, NotFound, TooLarge
@@ -194,6 +194,7 @@ class BsNode:
             self._transmitters.pop(bundle.model_id, None)
         if old is not None and old.batcher is not None:
             old.batcher.stop()
+        settle_heap()
         log.info(
             "loaded %s v%s (%s) on %s from %s",
             bundle.model_id,

@@ -49,13 +49,29 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return out
 
 
+def cpu_model() -> str:
+    """The CPU's model name and clock (Linux ``/proc/cpuinfo``; ``platform.processor()`` else):
+    VMs with the same core count differ up to 2x in speed, so timed results name theirs."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            info = dict(
+                (k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in f) if v
+            )
+    except OSError:
+        return platform.processor() or "unknown"
+    name = info.get("model name", platform.processor() or "unknown")
+    mhz = info.get("cpu MHz")
+    return f"{name} @ {float(mhz):.0f} MHz" if mhz else name
+
+
 def provenance(**extra: Any) -> dict[str, Any]:
-    """One dict: commit, versions, python, platform, cpu count, UTC time, plus ``extra``."""
+    """One dict: commit, versions, python, platform, CPU model and count, UTC time, plus ``extra``."""
     return {
         "git_commit": git_commit(),
         "packages": package_versions(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "cpu_model": cpu_model(),
         "cpus": os.cpu_count(),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         **extra,

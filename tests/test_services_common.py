@@ -355,3 +355,34 @@ def test_bad_flags_fail_at_start_naming_the_field() -> None:
         timeout=60,
     )
     assert r.returncode == 1 and "snr_db" in r.stderr
+
+
+def test_settle_heap_collects_garbage_and_freezes_the_rest(link_dataset, tiny_bundles) -> None:
+    """After a model load the long-lived heap is frozen (a full collection would walk it again
+    on a request's thread), and garbage cycles present before are gone, not frozen with it."""
+    import gc
+    import weakref
+
+    from csilink.server_common import settle_heap
+
+    class Cyclic:
+        pass
+
+    gc.unfreeze()
+    try:
+        c = Cyclic()
+        c.me = c
+        ref = weakref.ref(c)
+        del c
+        settle_heap()
+        assert ref() is None and gc.get_freeze_count() > 0
+        gc.unfreeze()
+        assert gc.get_freeze_count() == 0
+        node = BsNode(BsSettings(datasets=[str(link_dataset)], device="cpu"))
+        try:
+            node.load_model(str(tiny_bundles.digital))
+            assert gc.get_freeze_count() > 0  # the BS settles its heap after every load
+        finally:
+            node.close()
+    finally:
+        gc.unfreeze()

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from csilink.server_common import DatasetViews
+from csilink.server_common import DatasetViews, settle_heap
 from shared import image_link as il
 from shared import mimo
 from shared.bundle import MANIFEST, Bundle, resolve
@@ -194,6 +194,7 @@ class UeNode:
             # The default model makes the CSI reports: an image receiver never becomes it.
             if (make_default or self._default is None) and not lm.is_image:
                 self._default = bundle.model_id
+        settle_heap()
         log.info("loaded %s v%s (%s) from %s", bundle.model_id, bundle.version, bundle.family, path)
         return lm
 
