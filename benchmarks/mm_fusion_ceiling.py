@@ -16,8 +16,12 @@ and more information, each for the same CPU budget on the same camera-paired row
 * ``dl``: the true DL CSI itself through the same extractor: an oracle that bounds what any
   sensor can add through this frozen decoder at this budget.
 
-    .venv/bin/python benchmarks/mm_fusion_ceiling.py               # 4 x 8 CPU-min, 2 at a time
+    .venv/bin/python benchmarks/mm_fusion_ceiling.py --minutes 12   # 4 x 12 CPU-min, 2 at a time
+    .venv/bin/python benchmarks/mm_fusion_ceiling.py --minutes 24 --sensors redbox,position
     .venv/bin/python benchmarks/mm_fusion_ceiling.py --minutes 1 --sensors redbox --no-doc
+
+Runs of other (sensor, budget) pairs already in docs/bench/mm_ceiling.json are kept, so the
+table shows how each gain moves with budget.
 
 Needs ``data/generated/rt-street-image.h5`` (``csilink dataset generate-rt --profile
 rt-street-image``, ~13 min on 2 cores). Writes docs/bench/mm_ceiling.json and a section of
@@ -164,24 +168,22 @@ def run_one(sensor: str, minutes: float, data: Path, seed: int = 0, val_split: s
 
 
 def render(doc: dict[str, Any]) -> str:
-    rows = {r["sensor"]: r for r in doc["runs"]}
     names = {"redbox": "camera: red-car box from the image (detector, 8 numbers)",
              "position": "oracle: the UE's true position and heading",
              "uplink": "uplink CSI (the uplink extractor, from scratch)",
              "dl": "oracle: the true DL CSI itself"}
-    any_r = next(iter(rows.values()))
+    runs = sorted(doc["runs"], key=lambda r: (SENSORS.index(r["sensor"]), r["cpu_minutes"]))
+    any_r = runs[0]
     lines = [_SECTION[0], "### Where fusion is limited: sensors of growing information, same budget", "",
              f"_`python benchmarks/mm_fusion_ceiling.py` at {doc['provenance']['git_commit'][:7]}, "
-             f"{doc['provenance']['created'][:16]}; {any_r['cpu_minutes']:g} CPU-minutes per sensor "
-             f"(one torch thread), {any_r['train_rows']} camera-paired training rows, scored on the "
-             f"{any_r['val_rows']} {doc['val_split']} rows; the shipped codec frozen, R at Ne = 32._", "",
-             "| sensor at the BS | R + g_E params | samples seen | "
-             + " | ".join(f"gain B={b}" for b in RATES) + " |", "|---|---:|---:|" + "---:|" * len(RATES)]
-    for s in SENSORS:
-        if s in rows:
-            r = rows[s]
-            lines.append(f"| {names[s]} | {r['params']:,} | {r['samples']:,} | "
-                         + " | ".join(f"{r['gain_db'][str(b)]:+.2f}" for b in RATES) + " |")
+             f"{doc['provenance']['created'][:16]}; one torch thread per run, {any_r['train_rows']} "
+             f"camera-paired training rows, scored on the {any_r['val_rows']} {doc['val_split']} rows; the "
+             "shipped codec frozen, R at Ne = 32._", "",
+             "| sensor at the BS | CPU-min | R + g_E params | samples seen | "
+             + " | ".join(f"gain B={b}" for b in RATES) + " |", "|---|---:|---:|---:|" + "---:|" * len(RATES)]
+    for r in runs:
+        lines.append(f"| {names[r['sensor']]} | {r['cpu_minutes']:g} | {r['params']:,} | {r['samples']:,} | "
+                     + " | ".join(f"{r['gain_db'][str(b)]:+.2f}" for b in RATES) + " |")
     base = any_r["no_fusion_db"]
     lines += ["", "CSI only (no fusion), same rows: " + ", ".join(
         f"{base[str(b)]:.2f} dB at {b}" for b in RATES) + ".", _SECTION[1]]
@@ -238,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
               f"({r['samples']:,} samples)", file=sys.stderr)
     from shared.provenance import provenance
 
+    # runs of other (sensor, budget) pairs already in the file stay: one table over budgets
+    old = json.loads(OUT.read_text()).get("runs", []) if OUT.is_file() and not a.no_doc else []
+    new = {(r["sensor"], r["cpu_minutes"]) for r in runs}
+    runs = [r for r in old if (r["sensor"], r["cpu_minutes"]) not in new] + runs
     doc = {"schema": "csilink-mm-ceiling/1", "provenance": provenance(), "data": str(a.data),
            "bundle": str(BUNDLE.relative_to(ROOT)), "val_split": a.val_split, "runs": runs}
     if not a.no_doc:
