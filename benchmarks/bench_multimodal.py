@@ -10,7 +10,8 @@ the same samples (``evaluation.beamforming``).
 Sections (``--only``):
 
 * ``rates``: normalized NMSE and SGCS vs B = 48..144 in steps of 8 from the one model, CSI only;
-* ``fusion``: CSI only vs + image vs + uplink CSI at Ne = 4 and 32, at B = 48..144, with
+* ``fusion``: CSI only vs + image (learned extractor) vs + box (the camera read by a detector,
+  ``shared.camera``) vs + uplink CSI at Ne = 4 and 32, at B = 48..144, with
   perfect CSI and with CSI estimated from CSI-RS at -15 and -5 dB (the BS's SRS estimate of
   the uplink at the same SNR);
 * ``bf``: beamforming-gain CDFs at B = 76, LOS and NLOS: the codec (CSI only, + uplink,
@@ -53,7 +54,7 @@ RATES = list(range(48, 145, 8))
 FUSION_RATES = [48, 72, 96, 120, 144]
 CSI_SNRS = [None, -5.0, -15.0]
 BF_BITS = 76
-BRANCHES = [("none", 32), ("image", 4), ("image", 32), ("uplink", 4), ("uplink", 32)]
+BRANCHES = [("none", 32), ("image", 4), ("image", 32), ("box", 4), ("box", 32), ("uplink", 4), ("uplink", 32)]
 
 
 def dataset(kind: str) -> Path:

@@ -8,8 +8,8 @@ same refiner ``R`` (Ne = 32, after the decoder's first projection) with sensors 
 and more information, each for the same CPU budget on the same camera-paired rows:
 
 * ``redbox``: what a simple detector reads off the camera image: the red UE car's pixel
-  centroid and bounding box, its pixel count and a "visible" flag (``red_mask``, the check of
-  docs/rt_world.md) -> 8 numbers -> a small MLP -> 8 tokens;
+  centroid and bounding box, its pixel count and a "visible" flag (``shared.camera``, the check
+  of docs/rt_world.md) -> 8 numbers -> a small MLP -> 8 tokens;
 * ``position``: the UE's true position and heading (5 numbers, an oracle of perfect image
   understanding) -> the same MLP;
 * ``uplink``: the BS's uplink CSI (the shipped uplink extractor's architecture, from scratch);
@@ -53,22 +53,6 @@ SENSORS = ("redbox", "position", "uplink", "dl")
 _SECTION = ("<!-- mm_ceiling:start -->", "<!-- mm_ceiling:end -->")
 
 
-def redbox_features(img: np.ndarray) -> np.ndarray:
-    """``uint8 [H, W, 3]`` -> 8 floats: visible, centroid u / W, v / H, box u0, u1, v0, v1, log
-    pixel count / 8 (all zero when fewer than 5 red pixels: the car is hidden)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from rt_world_figures import red_mask
-
-    m = red_mask(img)
-    n = int(m.sum())
-    h, w = m.shape
-    if n < 5:
-        return np.zeros(8, np.float32)
-    vv, uu = np.nonzero(m)
-    return np.array([1.0, uu.mean() / w, vv.mean() / h, uu.min() / w, uu.max() / w, vv.min() / h,
-                     vv.max() / h, np.log1p(n) / 8], np.float32)
-
-
 def _load(path: Path, split: str, sensor: str) -> dict[str, Any]:
     """Camera-paired rows of a split: real x, the sensor input, and ``z(s) / K`` per rate."""
     import h5py
@@ -76,6 +60,7 @@ def _load(path: Path, split: str, sensor: str) -> dict[str, Any]:
     import torch
 
     from models.multimodal.bs import sf_to_real
+    from shared.camera import car_box_batch
     from shared.thermometer import allocate_bits, levels_from_features, thermometer_from_levels
 
     with h5py.File(path, "r") as f:
@@ -90,7 +75,7 @@ def _load(path: Path, split: str, sensor: str) -> dict[str, Any]:
             pos, yaw = g["position"][:][m].astype(np.float32), g["yaw"][:][m].astype(np.float32)
             s = torch.from_numpy(np.concatenate([pos, np.sin(yaw)[:, None], np.cos(yaw)[:, None]], 1))
         else:
-            s = torch.from_numpy(np.stack([redbox_features(im) for im in g["image"][:][m]]))
+            s = torch.from_numpy(car_box_batch(g["image"][:][m]))
     sess = ort.InferenceSession(str(BUNDLE / "encoder.fp32.onnx"), providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     z = np.concatenate([sess.run(None, {name: x[i:i + 64].numpy()})[0] for i in range(0, len(x), 64)])

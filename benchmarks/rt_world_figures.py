@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from datagen.rt.config import RtConfig  # noqa: E402
 from datagen.rt.world import BUILDINGS, CAR_HALF, FLOOR  # noqa: E402
+from shared.camera import red_mask  # noqa: E402
 
 DEFAULT_DATA = ROOT / "data" / "sample" / "rt-street-sample.h5"
 # The UE car (sionna.rt.scene.low_poly_car): axis-aligned box 4.4 x 1.8 x 1.5 m, a body up to
@@ -118,18 +119,6 @@ def car_corners(x: float, y: float, yaw: float, centre_z: float) -> np.ndarray:
 def car_centre(x: float, y: float, centre_z: float) -> np.ndarray:
     """The centre of the visible part of the UE car."""
     return np.array([x, y, 0.5 * sum(car_z(centre_z))])
-
-
-def red_mask(img: np.ndarray) -> np.ndarray:
-    """Pixels of the red UE car (ue_color 0.8, 0.05, 0.05): red well above green and blue, with
-    at least 2 such pixels among the 8 neighbours (drops the isolated render-noise pixels of the
-    red-brown facades)."""
-    x = img.astype(np.int32)
-    m = (x[..., 0] > 2 * x[..., 1] + 20) & (x[..., 0] > 2 * x[..., 2] + 20)
-    p = np.pad(m, 1).astype(np.int32)
-    h, w = m.shape
-    nb = sum(p[1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1)) - m
-    return m & (nb >= 2)
 
 
 # --------------------------------------------------------------------------- reading

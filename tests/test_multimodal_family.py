@@ -167,6 +167,57 @@ def test_bs_decoder_fusion_and_errors(mm_bundle: object) -> None:
         dec.decode_batch(lat, {"y_sf": bad}, None)
 
 
+def test_car_box_features() -> None:
+    from shared.camera import car_box_batch, car_box_features
+
+    img = np.full((192, 256, 3), 120, np.uint8)  # grey street
+    assert not car_box_features(img).any()  # no car: all zero
+    img[100:110, 40:60] = (200, 10, 10)  # the red car
+    f = car_box_features(img)
+    assert f[0] == 1.0
+    np.testing.assert_allclose(f[1:7], [49.5 / 256, 104.5 / 192, 40 / 256, 59 / 256, 100 / 192, 109 / 192])
+    assert car_box_batch(np.stack([img, img])).shape == (2, 8)
+    with pytest.raises(ValueError, match="uint8"):
+        car_box_features(img.astype(np.float32))
+
+
+def test_box_branch_trained_on_the_shipped_codec_and_added_in_place(tmp_path: Path) -> None:
+    """Stage 2 from the shipped bundle (its ONNX encoder, boundaries and decoder), the branch
+    added to a copy of it, decoded at the BS from the camera image through the detector."""
+    import shutil
+
+    from models.multimodal.bs_hooks import SensorFusion
+    from models.registry import load_bs_decoder
+    from shared.bundle import Bundle
+    from training.multimodal import main as train_main
+
+    bundle = tmp_path / "mm-swin"
+    shutil.copytree(ROOT / "bundles" / "mm-swin", bundle)
+    run = tmp_path / "s2-box"
+    assert train_main(["stage2", "--data", str(SAMPLE), "--fusion", "box", "--ne", "4", "--init", str(bundle),
+                       "--minutes", "0.02", "--rates-per-step", "1", "--out", str(run)]) == 0
+    ck = torch.load(run / "best.pt", weights_only=False)
+    assert ck["model"]["extractor.std"].min() > 0  # standardized with the training rows
+    before = (bundle / "encoder.int8.onnx").read_bytes()
+    assert train_main(["add-branch", "--data", str(SAMPLE), "--out", str(bundle),
+                       "--branch", f"box:4:{run}"]) == 0
+    b = Bundle.load(bundle)  # hashes verified
+    assert (bundle / "encoder.int8.onnx").read_bytes() == before  # the UE half is untouched
+    branches = {(c["sensor"], c["ne"]) for c in b.manifest.bs.config["branches"]}
+    assert ("box", 4) in branches and ("image", 32) in branches
+    dec = load_bs_decoder(b, "cpu")
+    hook = SensorFusion(b, dec, sensor="box", ne=4)
+    assert hook.needs == ["image", "has_image"]
+    s = _sample(4)
+    lat = np.zeros((4, 48), np.float32)
+    alone = dec.decode_batch(lat, {}, None)
+    with torch.no_grad():  # W_r starts at zero: perturb so the branch visibly acts
+        for p in dec.branches[("box", 4)].refiner.parameters():
+            p.add_(0.05)
+    fused = dec.decode_batch(lat, {"image": s["image"], "has_image": s["has_image"]}, None)
+    assert fused.shape == (4, 32, 576) and np.abs(fused - alone).max() > 1e-4
+
+
 def test_scenario_fusion_section_is_validated(tmp_path: Path) -> None:
     from csilink.scenario import load_scenario
 

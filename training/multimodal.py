@@ -110,8 +110,49 @@ def build(fusion: str | None, ne: int) -> torch.nn.Module:
     return MultiModalCodec(fusion=fusion, ne=ne)
 
 
+class OnnxEncoder(torch.nn.Module):
+    """A shipped bundle's fp32 ONNX encoder as a frozen module (stage 2 never trains the
+    encoder, so the exported graph stands in for the stage-1 weights)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.name = self.sess.get_inputs()[0].name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.sess.run(None, {self.name: x.detach().cpu().numpy().astype(np.float32)})[0]
+        return torch.from_numpy(z).to(x.device)
+
+
+def load_codec_from_bundle(model: torch.nn.Module, bundle_dir: str | Path) -> None:
+    """Stage 2 from a shipped ``multimodal`` bundle instead of a stage-1 run: its decoder, its
+    quantizer boundaries (``b1`` and the non-negative steps ``beta``) and its fp32 ONNX encoder."""
+    from safetensors.torch import load_file
+
+    from models.multimodal.export import BOUNDARIES, DECODER, ENCODER_FP32
+    from shared.bundle import Bundle
+
+    b = Bundle.load(bundle_dir)
+    if b.family != "multimodal":
+        raise InvalidInput(f"{bundle_dir} is a {b.family} bundle, not multimodal")
+    model.decoder.load_state_dict(load_file(str(b.file(DECODER))))
+    bounds = torch.from_numpy(np.load(b.file(BOUNDARIES)))
+    with torch.no_grad():
+        model.quantizer.b1.copy_(bounds[:, :1])
+        model.quantizer.beta.copy_(torch.diff(bounds, dim=1))
+    model.encoder = OnnxEncoder(b.file(ENCODER_FP32))
+
+
 def load_codec_weights(model: torch.nn.Module, ckpt: str | Path) -> None:
-    """Stage-1 encoder / quantizer / decoder weights into ``model`` (its fusion parts stay)."""
+    """Stage-1 encoder / quantizer / decoder weights into ``model`` (its fusion parts stay);
+    ``ckpt`` a stage-1 run's ``best.pt`` or a shipped bundle's folder."""
+    if Path(ckpt).is_dir():
+        load_codec_from_bundle(model, ckpt)
+        return
     state = torch.load(Path(ckpt), map_location="cpu", weights_only=True)["model"]
     own = model.state_dict()
     codec = {k: v for k, v in state.items() if k.split(".")[0] in ("encoder", "quantizer", "decoder")}
@@ -166,8 +207,9 @@ def run(stage: str, data: list[str], out: str | Path, minutes: float, fusion: st
     out.mkdir(parents=True, exist_ok=True)
     if stage not in ("stage1", "stage2"):
         raise InvalidInput(f"stage must be stage1 or stage2, got {stage!r}")
-    if stage == "stage2" and (fusion not in ("image", "uplink") or not init):
-        raise InvalidInput("stage2 needs --fusion image|uplink and --init <stage-1 run>/best.pt")
+    if stage == "stage2" and (fusion not in ("image", "uplink", "box") or not init):
+        raise InvalidInput("stage2 needs --fusion image|uplink|box and --init <stage-1 run>/best.pt "
+                           "(or a shipped bundle's folder)")
     lr = lr if lr is not None else (1e-3 if stage == "stage1" else 3e-4)
     cfg = {"stage": stage, "data": data, "fusion": fusion, "ne": ne, "init": init, "batch": batch, "lr": lr,
            "seed": seed, "rates": list(RATES), "clock": clock, "minutes": minutes, "device": device,
@@ -183,8 +225,9 @@ def run(stage: str, data: list[str], out: str | Path, minutes: float, fusion: st
     cfg_path.write_text(json.dumps(cfg, indent=2))
 
     # data: sensor rows only in stage 2
-    where = "has_image" if fusion == "image" else None
-    fields = ("x_sf",) + (("image",) if fusion == "image" else ("y_sf",) if fusion == "uplink" else ())
+    camera = fusion in ("image", "box")
+    where = "has_image" if camera else None
+    fields = ("x_sf",) + (("image",) if camera else ("y_sf",) if fusion == "uplink" else ())
     vparts = [load_split(p, "val", fields, where, max_n=val_n) for p in data]
     # the validation rows are fixed at the start; a growing (.partial) file is re-read for
     # training every RELOAD_S, always without those rows
@@ -207,6 +250,10 @@ def run(stage: str, data: list[str], out: str | Path, minutes: float, fusion: st
     def sensor_of(ps: list[dict[str, np.ndarray]]) -> torch.Tensor | None:
         if fusion == "image":
             return torch.from_numpy(np.concatenate([p["image"] for p in ps]))  # uint8, converted per batch
+        if fusion == "box":  # the detector runs once per row: its output is fixed
+            from shared.camera import car_box_batch
+
+            return torch.from_numpy(np.concatenate([car_box_batch(p["image"]) for p in ps]))
         if fusion == "uplink":
             return torch.cat([to_real(p["y_sf"]) for p in ps])
         return None
@@ -235,6 +282,8 @@ def run(stage: str, data: list[str], out: str | Path, minutes: float, fusion: st
 
         load_codec_weights(model, init)
         freeze_codec(model)
+        if fusion == "box":
+            model.extractor.set_standardization(s_all)
     model.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
@@ -321,8 +370,9 @@ def run(stage: str, data: list[str], out: str | Path, minutes: float, fusion: st
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.multimodal", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["stage1", "stage2", "export"],
-                   help="export: the bundle of a stage-1 run (--init) and stage-2 runs (--branch) to --out")
+    p.add_argument("stage", choices=["stage1", "stage2", "export", "add-branch"],
+                   help="export: the bundle of a stage-1 run (--init) and stage-2 runs (--branch) to --out; "
+                   "add-branch: stage-2 runs (--branch) into the exported bundle --out, in place")
     p.add_argument("--data", action="append", required=True, help="dataset .h5 (or .h5.partial); repeatable")
     p.add_argument("--out", required=True)
     p.add_argument("--minutes", type=float, help="training budget (stage1 / stage2)")
@@ -330,9 +380,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="export: a fusion branch, e.g. image:32:runs/mm/s2-image-ne32 (repeatable)")
     p.add_argument("--model-id", help="export: the bundle's model id (default: the --out folder name)")
     p.add_argument("--force", action="store_true", help="export: replace a non-empty --out")
-    p.add_argument("--fusion", choices=["image", "uplink"])
+    p.add_argument("--fusion", choices=["image", "uplink", "box"])
     p.add_argument("--ne", type=int, default=4, choices=[4, 32])
-    p.add_argument("--init", help="stage 2: the stage-1 run's best.pt")
+    p.add_argument("--init", help="stage 2: the stage-1 run's best.pt, or a shipped bundle's folder")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int, default=0)
@@ -343,10 +393,10 @@ def main(argv: list[str] | None = None) -> int:
                    "an unbiased estimate of the multi-rate loss at a fraction of the cost; default all)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    if a.stage == "export":
-        from models.multimodal.export import export_bundle
+    if a.stage in ("export", "add-branch"):
+        from models.multimodal.export import add_branches, export_bundle
 
-        if not a.init:
+        if a.stage == "export" and not a.init:
             p.error("export needs --init <stage-1 run>")
         branches = []
         for spec in a.branch:
@@ -355,7 +405,12 @@ def main(argv: list[str] | None = None) -> int:
             if not (sensor and ne.isdigit() and run_dir):
                 p.error(f"--branch {spec!r}: expected SENSOR:NE:RUN, e.g. image:32:runs/mm/s2-image-ne32")
             branches.append((sensor, int(ne), run_dir))
-        b = export_bundle(a.init, a.out, branches, a.data, model_id=a.model_id, force=a.force)
+        if a.stage == "add-branch":
+            if not branches:
+                p.error("add-branch needs --branch SENSOR:NE:RUN")
+            b = add_branches(a.out, branches)
+        else:
+            b = export_bundle(a.init, a.out, branches, a.data, model_id=a.model_id, force=a.force)
         print(json.dumps(b.summary()))
         return 0
     if a.minutes is None:

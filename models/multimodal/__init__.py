@@ -21,7 +21,8 @@ from typing import Any
 
 from models.registry import Family, register_family
 
-SENSORS = {"image": "image", "uplink": "y_sf"}  # fusion sensor -> the dataset field it reads
+# fusion sensor -> the dataset field it reads; "box": the camera image read by a detector
+SENSORS = {"image": "image", "uplink": "y_sf", "box": "image"}
 RATE_STEP = 4  # shipped rate names b48, b52, ..., b144 (any B in 48..144 works on the wire)
 
 

@@ -129,11 +129,15 @@ class MultiModalBsDecoder:
             if field not in side:
                 continue
             s = np.asarray(side[field])
-            if sensor == "image":
+            if field == "image":
                 if s.dtype != np.uint8 or s.ndim != 4 or s.shape[-1] != 3:
                     raise InvalidInput(
                         f"camera image must be uint8 [B, H, W, 3], got {s.dtype} {list(s.shape)}"
                     )
+                if sensor == "box":  # the detector runs here, on the BS's own image
+                    from shared.camera import car_box_batch
+
+                    return self.branches[(sensor, ne)], torch.from_numpy(car_box_batch(s))
                 return self.branches[(sensor, ne)], image_to_tensor(s)
             if s.ndim != 3 or s.shape[1:] != (32, 576) or not np.iscomplexobj(s):
                 raise InvalidInput(f"uplink CSI must be complex [B, 32, 576], got {s.dtype} {list(s.shape)}")

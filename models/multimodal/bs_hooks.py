@@ -7,7 +7,9 @@ decoder which branch to run when a batch carries the sensor. Torch-free.
 
 Settings (BS ``hooks: {model_id: {fusion: {...}}}`` or ``extensions.fusion`` of a scenario)::
 
-    {"name": "mm-sensor", "sensor": "image" | "uplink", "ne": 4 | 32}
+    {"name": "mm-sensor", "sensor": "image" | "uplink" | "box", "ne": 4 | 32}
+
+``box`` reads the camera image too, through a detector (``shared.camera``): the car's box.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class SensorFusion(Fusion):
         select(sensor, ne)
         self.sensor, self.ne = sensor, ne
         # with the image, whether the camera saw the UE: rows without one decode CSI-only
-        self.needs = [SENSORS[sensor], "has_image"] if sensor == "image" else [SENSORS[sensor]]
+        self.needs = [SENSORS[sensor], "has_image"] if SENSORS[sensor] == "image" else [SENSORS[sensor]]
 
     def fuse(self, latents: np.ndarray, side: dict[str, np.ndarray], snr_db: np.ndarray | None) -> np.ndarray:
         return latents

@@ -184,6 +184,77 @@ def _e2e_nmse_db(
     return out
 
 
+def _write_branches(out: Path, branches: list[tuple[str, int, str]]) -> list[dict[str, Any]]:
+    """Each stage-2 run's ``g_E`` + ``R`` weights into ``out`` (``fusion-SENSOR-neNE.safetensors``);
+    returns the manifest's branch entries (with the run's budget)."""
+    from safetensors.torch import save_file
+
+    from models.multimodal import SENSORS
+
+    bconf = []
+    for sensor, ne, run in branches:
+        if sensor not in SENSORS or int(ne) not in (4, 32):
+            raise InvalidInput(f"branch {sensor}:{ne}: sensor must be one of {sorted(SENSORS)}, ne 4 or 32")
+        ck = _load(run)
+        cfg = ck.get("config", {})
+        if cfg.get("fusion") != sensor or int(cfg.get("ne", -1)) != int(ne):
+            raise InvalidInput(
+                f"{ck['path']} is a {cfg.get('fusion')}/Ne={cfg.get('ne')} run, not {sensor}/Ne={ne}"
+            )
+        name = branch_file(sensor, int(ne))
+        save_file(
+            {k: v.contiguous() for k, v in ck["model"].items()
+             if k.split(".")[0] in ("extractor", "refiner")},
+            str(out / name),
+        )
+        (out / name).chmod(0o644)
+        st = ck.get("state", {})
+        bconf.append({
+            "sensor": sensor,
+            "ne": int(ne),
+            "file": name,
+            "field": SENSORS[sensor],
+            "training": {
+                "run": str(run),
+                "init": cfg.get("init"),
+                "samples_seen": st.get("samples"),
+                "cpu_s": st.get("used_s"),
+                "wall_s": st.get("wall_s"),
+                "best_mean_val_db": st.get("best"),
+                "minutes": cfg.get("minutes"),
+                "clock": cfg.get("clock"),
+                "data": cfg.get("data"),
+            },
+        })
+    return bconf
+
+
+def _fusion_choices(bconf: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The BS fusion hook specs a report can be decoded with (evaluation reads these)."""
+    return [{"name": "mm-sensor", "sensor": c["sensor"], "ne": c["ne"], "field": c["field"],
+             "label": f"+ {c['sensor']}, Ne={c['ne']}"} for c in bconf]
+
+
+def add_branches(bundle_dir: str | Path, branches: list[tuple[str, int, str]]) -> Bundle:
+    """Add (or replace) fusion branches of an exported bundle in place: stage 2 trained on the
+    shipped codec (``--init`` the bundle's folder) needs no stage-1 run and no re-export, and
+    the UE half (encoder, boundaries, rates) stays byte for byte."""
+    out = Path(bundle_dir)
+    b = Bundle.load(out)
+    if b.family != "multimodal":
+        raise InvalidInput(f"{out} is a {b.family} bundle, not multimodal")
+    manifest = json.loads((out / "manifest.json").read_text())
+    new = _write_branches(out, branches)
+    keep = [c for c in manifest["bs"]["config"].get("branches", [])
+            if (c["sensor"], c["ne"]) not in {(n["sensor"], n["ne"]) for n in new}]
+    bconf = sorted(keep + new, key=lambda c: (c["sensor"], c["ne"]))
+    manifest["bs"]["config"]["branches"] = bconf
+    manifest["bs"]["config"]["fusion_choices"] = _fusion_choices(bconf)
+    manifest["bs"]["weights"] = [DECODER] + [c["file"] for c in bconf]
+    manifest.pop("files", None)  # recomputed by write_bundle
+    return write_bundle(out, manifest)
+
+
 def export_bundle(
     run_dir: str | Path,
     out_dir: str | Path,
@@ -201,7 +272,7 @@ def export_bundle(
     rows) and the end-to-end check (val rows)."""
     from safetensors.torch import save_file
 
-    from models.multimodal import RATE_STEP, SENSORS
+    from models.multimodal import RATE_STEP
     from models.multimodal.nets import MultiModalCodec
     from training.multimodal import load_split, to_real, train_rows
 
@@ -256,45 +327,8 @@ def export_bundle(
     )
 
     save_file({k: v.contiguous() for k, v in codec.decoder.state_dict().items()}, str(out / DECODER))
-    weights, bconf = [DECODER], []
-    for sensor, ne, run in branches or []:
-        if sensor not in SENSORS or int(ne) not in (4, 32):
-            raise InvalidInput(f"branch {sensor}:{ne}: sensor must be one of {sorted(SENSORS)}, ne 4 or 32")
-        ck = _load(run)
-        cfg = ck.get("config", {})
-        if cfg.get("fusion") != sensor or int(cfg.get("ne", -1)) != int(ne):
-            raise InvalidInput(
-                f"{ck['path']} is a {cfg.get('fusion')}/Ne={cfg.get('ne')} run, not {sensor}/Ne={ne}"
-            )
-        name = branch_file(sensor, int(ne))
-        save_file(
-            {
-                k: v.contiguous()
-                for k, v in ck["model"].items()
-                if k.split(".")[0] in ("extractor", "refiner")
-            },
-            str(out / name),
-        )
-        weights.append(name)
-        st = ck.get("state", {})
-        bconf.append(
-            {
-                "sensor": sensor,
-                "ne": int(ne),
-                "file": name,
-                "field": SENSORS[sensor],
-                "training": {
-                    "run": str(run),
-                    "samples_seen": st.get("samples"),
-                    "cpu_s": st.get("used_s"),
-                    "wall_s": st.get("wall_s"),
-                    "best_mean_val_db": st.get("best"),
-                    "minutes": cfg.get("minutes"),
-                    "clock": cfg.get("clock"),
-                    "data": cfg.get("data"),
-                },
-            }
-        )
+    weights, bconf = [DECODER], _write_branches(out, branches or [])
+    weights += [c["file"] for c in bconf]
     for f in out.iterdir():
         f.chmod(0o644)
 
@@ -341,16 +375,7 @@ def export_bundle(
             "config": {
                 "branches": bconf,
                 # BS fusion hook specs a report can be decoded with (evaluation reads these)
-                "fusion_choices": [
-                    {
-                        "name": "mm-sensor",
-                        "sensor": c["sensor"],
-                        "ne": c["ne"],
-                        "field": c["field"],
-                        "label": f"+ {c['sensor']}, Ne={c['ne']}",
-                    }
-                    for c in bconf
-                ],
+                "fusion_choices": _fusion_choices(bconf),
             },
         },
         "normalization": {"scale": 1.0, "per_sample": "unit RMS inside the encoder", "applies_to": "x_sf"},

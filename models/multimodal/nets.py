@@ -171,6 +171,41 @@ class ImageExtractor(nn.Module):
         return self.head(self.norm(t)).flatten(1, 2)
 
 
+class BoxExtractor(nn.Module):
+    """``g_E`` for the camera read by a detector: the UE car's box (``shared.camera``, 8 numbers:
+    visible, centroid, bounding box, size) ``float32 [B, 8] -> [B, 8, Ne]``.
+
+    [csilink, not in the paper] The learned image extractor has to find the car in 192 x 256
+    pixels from the reconstruction loss alone; at this project's budget it does not
+    (docs/multimodal.md). A detector's output is what a deployed BS camera would give, and the
+    image holds little else about the channel in a static scene (the UE's position: the
+    ``position`` oracle of benchmarks/mm_fusion_ceiling.py gains no more). The features are
+    standardized with the training rows' statistics, kept as buffers."""
+
+    n_tokens = 8
+
+    def __init__(self, ne: int, width: int = 128) -> None:
+        super().__init__()
+        from shared.camera import N_BOX_FEATURES
+
+        self.ne = ne
+        self.register_buffer("mean", torch.zeros(N_BOX_FEATURES))
+        self.register_buffer("std", torch.ones(N_BOX_FEATURES))
+        self.net = nn.Sequential(
+            nn.Linear(N_BOX_FEATURES, width), nn.GELU(), nn.Linear(width, width), nn.GELU(),
+            nn.Linear(width, self.n_tokens * ne),
+        )
+
+    def set_standardization(self, feats: torch.Tensor) -> None:
+        """Per-feature mean and std of the training rows' box features."""
+        self.mean.copy_(feats.mean(0))
+        self.std.copy_(feats.std(0).clamp_min(1e-6))
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        z = (feats.to(self.mean.dtype) - self.mean) / self.std
+        return self.net(z).view(len(feats), self.n_tokens, self.ne)
+
+
 class FusionRefiner(nn.Module):
     """``R`` (eqs. 22-26): ``Z = [Z_s, Z_D] + B_pos``, two post-LN transformer layers (MLP ratio
     4), ``Z_r = Z_s + Z2 W_r`` where ``W_r`` maps the ``12 + M / Ne`` tokens to the 12 CSI
@@ -212,13 +247,13 @@ def as_bits(bits: int | np.ndarray | torch.Tensor, n_features: int = 48, bmax: i
 class MultiModalCodec(nn.Module):
     """Encoder + quantizer + decoder, with an optional sensor extractor and refiner.
 
-    ``fusion``: None, ``"image"`` or ``"uplink"``; ``ne``: 4 (fusion on ``z(s)``) or 32 (after
-    the decoder's first projection)."""
+    ``fusion``: None, ``"image"``, ``"uplink"`` or ``"box"`` (the camera's car box); ``ne``: 4
+    (fusion on ``z(s)``) or 32 (after the decoder's first projection)."""
 
     def __init__(self, fusion: str | None = None, ne: int = 4, bmax: int = BMAX) -> None:
         super().__init__()
-        if fusion not in (None, "image", "uplink"):
-            raise ValueError(f"fusion must be None, 'image' or 'uplink', got {fusion!r}")
+        if fusion not in (None, "image", "uplink", "box"):
+            raise ValueError(f"fusion must be None, 'image', 'uplink' or 'box', got {fusion!r}")
         if ne not in (4, 32):
             raise ValueError(f"ne must be 4 or 32, got {ne}")
         self.fusion, self.ne = fusion, ne
@@ -228,7 +263,8 @@ class MultiModalCodec(nn.Module):
         self.extractor: nn.Module | None = None
         self.refiner: FusionRefiner | None = None
         if fusion is not None:
-            self.extractor = (ImageExtractor if fusion == "image" else UplinkExtractor)(ne)
+            extractors = {"image": ImageExtractor, "uplink": UplinkExtractor, "box": BoxExtractor}
+            self.extractor = extractors[fusion](ne)
             self.refiner = FusionRefiner(ne, self.extractor.n_tokens, self.decoder.n_tokens)
 
     @property

@@ -4,6 +4,7 @@ bundle, and how noisy its uplink CSI is.
 extensions:
   fusion:
     sensor: image        # none (the report alone) | image (the BS camera) | uplink (SRS CSI)
+                         # | box (the camera read by a detector: the UE car's box)
     ne: 32               # branch: 4 (fused at the bottleneck) or 32 (after the first projection)
     srs_snr_db: null     # the BS's uplink CSI as estimated from SRS at this SNR (null: perfect)
 """
@@ -19,7 +20,7 @@ from csilink.scenario import register_scenario_extension
 
 class FusionSection(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    sensor: Literal["none", "image", "uplink"] = "image"
+    sensor: Literal["none", "image", "uplink", "box"] = "image"
     ne: Literal[4, 32] = 32
     srs_snr_db: float | None = Field(None, ge=-50, le=100)
 
