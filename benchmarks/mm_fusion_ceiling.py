@@ -161,7 +161,8 @@ def render(doc: dict[str, Any]) -> str:
     any_r = runs[0]
     lines = [_SECTION[0], "### Where fusion is limited: sensors of growing information, same budget", "",
              f"_`python benchmarks/mm_fusion_ceiling.py` at {doc['provenance']['git_commit'][:7]}, "
-             f"{doc['provenance']['created'][:16]}; one torch thread per run, {any_r['train_rows']} "
+             f"{doc['provenance']['created'][:16]}; one torch thread per run, all five trained rates "
+             f"decoded per step (the shipped branches: two), {any_r['train_rows']} "
              f"camera-paired training rows, scored on the {any_r['val_rows']} {doc['val_split']} rows; the "
              "shipped codec frozen, R at Ne = 32._", "",
              "| sensor at the BS | CPU-min | R + g_E params | samples seen | "
@@ -195,7 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="sensors trained at once (one core each)")
     p.add_argument("--one", help=argparse.SUPPRESS)  # worker mode: one sensor, JSON on stdout
     p.add_argument("--no-doc", action="store_true", help="write nothing under docs/")
+    p.add_argument("--render-only", action="store_true", help="rewrite the docs section from the JSON")
     a = p.parse_args(argv)
+    if a.render_only:
+        write_doc(json.loads(OUT.read_text()))
+        print(f"wrote {DOC} from {OUT}", file=sys.stderr)
+        return 0
     if not a.data.is_file():
         print(f"no {a.data}: generate it with `csilink dataset generate-rt --profile rt-street-image "
               f"-o {a.data}`", file=sys.stderr)
