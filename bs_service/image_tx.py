@@ -56,6 +56,14 @@ class LoadedTransmitter:
     def image_size(self) -> int:
         return int(self.tx.image_size)
 
+    @property
+    def precoding(self) -> str:
+        return str(getattr(self.tx, "precoding", "none"))
+
+    def channel_uses(self, nt: int) -> int:
+        """Channel uses per image on ``nt`` streams (data, plus Nt DMRS when precoded)."""
+        return self.n_symbols // nt + (nt if self.precoding != "none" else 0)
+
 
 def load_transmitter(bundle: Bundle, digest: str, device: str) -> LoadedTransmitter:
     """``models.<pkg>.bs.ImageTransmitter.from_bundle(bundle, device)``, warmed up: one zero image
@@ -81,10 +89,10 @@ def load_transmitter(bundle: Bundle, digest: str, device: str) -> LoadedTransmit
         raise BundleError(
             f"bundle {bundle.model_id}: its image transmitter fails on a zero image: {exc}"
         ) from None
-    if x.shape != (1, n, lt.n_symbols // n):
+    if x.shape != (1, n, lt.channel_uses(n)):
         raise BundleError(
             f"bundle {bundle.model_id}: transmitter returns {list(x.shape)} for {n} streams, expected "
-            f"[1, {n}, {lt.n_symbols // n}] (n_symbols {lt.n_symbols})"
+            f"[1, {n}, {lt.channel_uses(n)}] (n_symbols {lt.n_symbols})"
         )
     return lt
 
@@ -99,7 +107,7 @@ def encode_images(lt: LoadedTransmitter, images: np.ndarray, h: np.ndarray | Non
         x = np.asarray(lt.tx.encode(images, None, snr, nt=nt))
     else:
         x = np.asarray(lt.tx.encode(images, np.ascontiguousarray(np.broadcast_to(h, (b, *h.shape))), snr))
-    want = (b, nt, lt.n_symbols // nt)
+    want = (b, nt, lt.channel_uses(nt))
     if x.shape != want or not np.iscomplexobj(x):
         raise RuntimeError(
             f"transmitter of {lt.model_id} returned {x.dtype} {list(x.shape)}, expected {list(want)}"

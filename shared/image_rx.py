@@ -4,6 +4,10 @@ Runtime ONLY (no torch).
 >>> rx = ImageReceiver.from_bundle(Bundle.load("bundles/lcfsc-mse"))      # doctest: +SKIP
 >>> h_e = rx.estimate(y_pilots, snr_db)          # LS + NPN: complex64 [B, Nr, Nt]
 >>> img = rx.decode(y, h_e, snr_db)              # MMSE + Swin decoder: uint8 [B, S, S, 3]
+
+A bundle with ``precoding: svd`` is sent ``W [I | S]``: the first Nt channel uses of each image
+are precoded pilots (DMRS); the receiver fits the streams' channel ``H W`` from them and its own
+estimate of H (:func:`shared.mimo.procrustes`) and equalises with that.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ class ImageReceiver:
         self.n_symbols = int(cfg["n_symbols"])
         self.n_tokens = int(cfg["n_tokens"])
         self.sizes = tuple(int(n) for n in cfg["sizes"])
+        self.precoding = str(cfg.get("precoding", "none"))
+        if self.precoding not in mimo.PRECODINGS:
+            raise BundleError(
+                f"{m.model_id}: precoding {self.precoding!r} is not one of {', '.join(mimo.PRECODINGS)}"
+            )
         self.decoder = _session(str(bundle.file(m.ue.encoder_fp32 if fp32 else m.ue.encoder)))  # type: ignore[arg-type]
         self.npn = _session(str(bundle.file(cfg["npn"])))
 
@@ -58,6 +67,10 @@ class ImageReceiver:
             )
         return int(h.shape[1])
 
+    def channel_uses(self, nt: int) -> int:
+        """Received channel uses per image on ``nt`` streams (data, plus Nt DMRS when precoded)."""
+        return self.n_symbols // nt + (nt if self.precoding != "none" else 0)
+
     def estimate(self, y_p: np.ndarray, snr_db: np.ndarray | float, refine: bool = True) -> np.ndarray:
         """Received identity pilots ``[B, Nr, Nt]`` -> channel estimate ``[B, Nr, Nt]``: LS,
         then the NPN denoiser unless ``refine`` is False."""
@@ -72,18 +85,21 @@ class ImageReceiver:
         return (out[:, 0, :n, :n] + 1j * out[:, 1, :n, :n]).astype(np.complex64)
 
     def decode(self, y: np.ndarray, h_e: np.ndarray, snr_db: np.ndarray | float) -> np.ndarray:
-        """Received symbols ``[B, Nr, L / Nt]`` + the UE's own estimate -> uint8 images."""
+        """Received symbols ``[B, Nr, channel_uses(Nt)]`` + the UE's own estimate of H -> uint8
+        images."""
         h_e = mimo.check_h(h_e)
         n = self._size(h_e)
         y = np.asarray(y)
-        if y.ndim != 3 or y.shape[0] != h_e.shape[0] or y.shape[1] != n or y.shape[2] * n != self.n_symbols:
+        if y.ndim != 3 or y.shape[0] != h_e.shape[0] or y.shape[1] != n or y.shape[2] != self.channel_uses(n):
             raise InvalidInput(
-                f"received symbols must be [B, {n}, {self.n_symbols // n}] for {n}x{n}, got {list(y.shape)}"
+                f"received symbols must be [B, {n}, {self.channel_uses(n)}] for {n}x{n}, got {list(y.shape)}"
             )
         if not np.all(np.isfinite(y)):
             raise InvalidInput("received symbols contain NaN or Inf")
         b = y.shape[0]
         snr = self._snr(snr_db, b)
+        if self.precoding != "none":  # DMRS first: equalise with the fitted H W
+            h_e, y = mimo.procrustes(h_e, mimo.ls_estimate(y[:, :, :n])), y[:, :, n:]
         x_hat, sinr = mimo.mmse(h_e, y, snr)
         z = mimo.to_real(x_hat.reshape(b, -1))
         tok = sinr[:, np.arange(self.n_tokens) // (self.n_tokens // n)]

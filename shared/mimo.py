@@ -13,6 +13,12 @@ Conventions (fixed, documented in docs/image_link.md):
   least-squares estimate is ``H_LS = Y_p``; its error is ``CN(0, sigma^2)`` per entry.
 * Receiver: linear MMSE per channel use, ``W = (H^H H + sigma^2 I)^-1 H^H``; the post-equaliser
   SINR of stream ``k`` is ``1 / (sigma^2 [(H^H H + sigma^2 I)^-1]_kk) - 1``.
+* Precoding (bundles with ``precoding: svd``): the transmitter sends ``W [I | S]``, ``W`` the
+  right singular vectors of its CSI by descending singular value (each column's first entry
+  real and >= 0): Nt precoded pilots (DMRS), then the streams, stream 0 on the strongest
+  eigenmode. The receiver fits the streams' channel ``H W`` from its own estimate of H and the
+  DMRS (:func:`procrustes`) and equalises with it; it never needs to know which CSI the
+  transmitter used.
 * Real <-> complex: real latent ``z [2L]`` pairs ``(z[2i], z[2i+1])`` into symbol ``i``.
 * CSI feedback: each real and imaginary part quantized uniformly with ``bits`` bits over
   ``[-a, a]``, ``a`` = the largest magnitude, sent as a float16 (16 bits) ahead of the values;
@@ -26,6 +32,7 @@ import numpy as np
 from shared.errors import InvalidInput
 
 SIZES = (2, 4, 8)  # square MIMO sizes the shipped models serve (Nt = Nr)
+PRECODINGS = ("none", "svd")
 
 
 def noise_var(snr_db: np.ndarray | float) -> np.ndarray:
@@ -115,6 +122,30 @@ def mmse(h_e: np.ndarray, y: np.ndarray, snr_db: np.ndarray | float) -> tuple[np
     diag = np.real(np.diagonal(inv, axis1=1, axis2=2))
     sinr = np.maximum(1.0 / np.maximum(var[:, :, 0] * diag, 1e-12) - 1.0, 1e-6)
     return x_hat.astype(np.complex64), (10 * np.log10(sinr)).astype(np.float32)
+
+
+def svd_precoder(h: np.ndarray) -> np.ndarray:
+    """Unitary precoder ``[B, Nt, Nt]`` for transmit CSI ``h [B, Nr, Nt]`` (module doc)."""
+    _, _, vh = np.linalg.svd(check_h(h).astype(np.complex128))
+    w = vh.conj().transpose(0, 2, 1)
+    a = np.abs(w[:, :1, :])
+    ph = np.where(a > 1e-12, w[:, :1, :] / np.maximum(a, 1e-12), 1.0)
+    return (w * ph.conj()).astype(np.complex64)
+
+
+def with_dmrs(w: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``W [I | S]``: ``[B, Nt, Nt + n]`` from precoder ``[B, Nt, Nt]`` and streams ``[B, Nt, n]``."""
+    eye = np.broadcast_to(np.eye(w.shape[2], dtype=np.complex64), (s.shape[0], w.shape[2], w.shape[2]))
+    return (w @ np.concatenate([eye, s], axis=2)).astype(np.complex64)
+
+
+def procrustes(h_e: np.ndarray, g_ls: np.ndarray) -> np.ndarray:
+    """The streams' channel ``H W`` from the receiver's estimate ``h_e`` of H and the DMRS's LS
+    estimate ``g_ls``: the nearest unitary to ``h_e^H g_ls`` (orthogonal Procrustes) applied to
+    ``h_e``. Closer to ``H W`` than ``g_ls`` alone (docs/image_link.md)."""
+    h_e, g_ls = check_h(h_e).astype(np.complex128), check_h(g_ls).astype(np.complex128)
+    u, _, vh = np.linalg.svd(h_e.conj().transpose(0, 2, 1) @ g_ls)
+    return (h_e @ (u @ vh)).astype(np.complex64)
 
 
 def csi_bits(nr: int, nt: int, bits: int) -> int:

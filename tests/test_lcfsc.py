@@ -211,3 +211,80 @@ def test_results_section_scores_image_bundles(tiny: Path, tmp_path: Path) -> Non
     assert len(lines) == 4  # the bundle and the JPEG bound, PSNR and MS-SSIM
     assert all("nan" not in ln and " - " not in ln for ln in lines)
     assert section([], images=imgs, pool=pool) == ""
+
+
+def test_svd_precoder_numpy_equals_torch_and_orders_streams() -> None:
+    """Both twins give the same unitary W (phases fixed), and stream 0 rides the strongest
+    eigenmode: the columns of H W are orthogonal with descending norms."""
+    h = _h(8, 4, 11)
+    w = mimo.svd_precoder(h)
+    np.testing.assert_allclose(mt.svd_precoder(torch.from_numpy(h)).numpy(), w, atol=1e-4)
+    eye = np.broadcast_to(np.eye(4), w.shape)
+    np.testing.assert_allclose(w @ w.conj().transpose(0, 2, 1), eye, atol=1e-5)
+    g = h @ w
+    gram = g.conj().transpose(0, 2, 1) @ g
+    off = gram - np.einsum("bii->bi", gram)[:, :, None] * np.eye(4)
+    assert np.max(np.abs(off)) < 1e-4
+    norms = np.real(np.einsum("bii->bi", gram))
+    assert np.all(np.diff(norms, axis=1) <= 1e-5)
+
+
+def test_procrustes_fits_the_precoded_channel_better_than_the_dmrs_alone() -> None:
+    """The UE's estimate of H W (its H estimate rotated onto the DMRS) beats the DMRS's LS
+    estimate, and is exact without noise."""
+    h = _h(300, 4, 12)
+    rng = np.random.default_rng(13)
+    w = mimo.svd_precoder(h + 0.3 * _h(300, 4, 14))  # the transmitter's (imperfect) CSI
+    g = h @ w
+    np.testing.assert_allclose(mimo.procrustes(h, g), g, atol=1e-4)
+    snr = np.full(300, 0.0, np.float32)
+    h_e = h + 0.5 * _h(300, 4, 15)  # a UE estimate better than one LS shot at 0 dB
+    g_ls = mimo.sound(g, snr, rng)
+    err = lambda e: float(np.mean(np.abs(e - g) ** 2))  # noqa: E731
+    assert err(mimo.procrustes(h_e, g_ls)) < 0.8 * err(g_ls)
+    np.testing.assert_allclose(
+        mt.procrustes(torch.from_numpy(h_e), torch.from_numpy(g_ls)).numpy(), mimo.procrustes(h_e, g_ls),
+        atol=1e-4,
+    )
+
+
+def test_precoded_bundle_split_equals_one_graph(tmp_path: Path) -> None:
+    """A precoding bundle sends ``W [I | S]`` (DMRS first) and its UE decodes it: the split
+    pieces give what the training graph gives on the same channel and noise; the no-masking
+    precoder still needs H (its precoder does), and another H changes what it sends."""
+    from models.lcfsc.bs import ImageTransmitter
+    from models.lcfsc.export import make_tiny_bundle
+    from models.lcfsc.nets import LcfscConfig
+    from models.lcfsc.system import LcfscSystem
+    from shared.image_rx import ImageReceiver
+
+    path = make_tiny_bundle(tmp_path / "svd", csi_masking=False, precoding="svd")
+    b = Bundle.load(path)
+    assert b.manifest.ue.config["precoding"] == "svd"
+    tx, rx = ImageTransmitter.from_bundle(b, "cpu"), ImageReceiver.from_bundle(b, fp32=True)
+    assert tx.uses_csi and rx.channel_uses(2) == rx.n_symbols // 2 + 2
+    imgs = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    h, snr = _h(3, 2, 7), np.array([0.0, 10.0, 20.0], np.float32)
+    with pytest.raises(InvalidInput, match="uses CSI"):
+        tx.encode(imgs, None, snr, nt=2)
+    x = tx.encode(imgs, h, snr)
+    assert x.shape == (3, 2, rx.channel_uses(2))
+    w = mimo.svd_precoder(h)
+    np.testing.assert_allclose(x[:, :, :2], w, atol=1e-5)  # the DMRS are the precoder's columns
+    assert np.max(np.abs(tx.encode(imgs, _h(3, 2, 99), snr) - x)) > 1e-3  # another H, another W
+    y = mimo.propagate(h, x, snr, np.random.default_rng(1))
+    out = rx.decode(y, h, snr)
+    with pytest.raises(InvalidInput, match="received symbols must be"):
+        rx.decode(y[:, :, 2:], h, snr)  # the DMRS missing
+
+    torch.manual_seed(0)
+    sysm = LcfscSystem(LcfscConfig.from_dict(b.manifest.bs.config["model"])).eval()
+    with torch.no_grad():
+        img_t = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255
+        ctx: dict = {}
+        s_t, _ = sysm.transmit(img_t, torch.from_numpy(snr), torch.from_numpy(h), ctx=ctx)
+        np.testing.assert_allclose(mt.with_dmrs(ctx["precoder"], s_t).numpy(), x, atol=1e-4)
+        g_e = mt.procrustes(torch.from_numpy(h), torch.from_numpy(y[:, :, :2]))
+        ref = sysm.receive(torch.from_numpy(y[:, :, 2:]), g_e, torch.from_numpy(snr))
+    ref8 = np.clip(np.round(ref.permute(0, 2, 3, 1).numpy() * 255), 0, 255)
+    assert np.max(np.abs(ref8 - out.astype(np.float64))) <= 1

@@ -187,6 +187,7 @@ def train_jscc(
     lr: float = 3e-4,
     seed: int = 0,
     image_size: int = 64,
+    precoding: str = "none",
 ) -> dict:
     torch.set_num_threads(1)
     if variant not in VARIANTS:
@@ -194,13 +195,14 @@ def train_jscc(
     if loss_kind not in ("mse", "msssim"):
         raise InvalidInput(f"loss must be mse or msssim, got {loss_kind!r}")
     out.mkdir(parents=True, exist_ok=True)
-    cfg = LcfscConfig(image_size=image_size, **VARIANTS[variant])
+    cfg = LcfscConfig(image_size=image_size, precoding=precoding, **VARIANTS[variant])
     run_cfg = {
         "variant": variant,
         "loss": loss_kind,
         "batch": batch,
         "lr": lr,
         "seed": seed,
+        "precoding": precoding,
         "minutes": minutes,
         "images": images,
         "pool": pool,
@@ -214,9 +216,9 @@ def train_jscc(
     cfg_path = out / "config.json"
     if cfg_path.is_file():
         old = json.loads(cfg_path.read_text())
-        if {k: old.get(k) for k in ("variant", "loss", "batch", "seed")} != {
-            k: run_cfg[k] for k in ("variant", "loss", "batch", "seed")
-        }:
+        keys = ("variant", "loss", "batch", "seed", "precoding")
+        was = {k: old.get(k, "none" if k == "precoding" else None) for k in keys}
+        if was != {k: run_cfg[k] for k in keys}:
             raise InvalidInput(f"{out} holds a different run; use another --out")
     cfg_path.write_text(json.dumps(run_cfg, indent=2))
 
@@ -341,6 +343,7 @@ def train_jscc(
     summary = {
         "variant": variant,
         "loss": loss_kind,
+        "precoding": precoding,
         "minutes": minutes,
         "clock": "cpu",
         "samples_seen": state["samples"],
@@ -367,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--precoding", default="none", choices=("none", "svd"),
+        help="svd: SVD precoding with the transmitter's CSI and precoded pilots (docs/image_link.md)",
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if a.stage == "npn":
@@ -385,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                     a.batch,
                     a.lr or 3e-4,
                     a.seed,
+                    precoding=a.precoding,
                 ),
                 indent=2,
             )

@@ -290,7 +290,9 @@ class UeNode:
         rx = lm.encoder
         est = self.estimates.get(ue_id, block)
         b, nr = y.shape[0], y.shape[1]
-        if est.h.shape[0] != nr or est.h.shape[1] * y.shape[2] != int(rx.n_symbols):
+        nt = est.h.shape[1]
+        uses = int(rx.channel_uses(nt)) if hasattr(rx, "channel_uses") else int(rx.n_symbols) // nt
+        if est.h.shape[0] != nr or y.shape[2] != uses:
             raise NotReady(
                 f"the UE's estimate of ue {ue_id} block {block} is {est.h.shape[0]}x{est.h.shape[1]} "
                 f"(Nr x Nt); the received symbols {list(y.shape)} are for another size"

@@ -378,11 +378,14 @@ class UeServicer(ue_grpc.UeServiceServicer):
         rx = lm.encoder
         il.check_model_size(lm.model_id, tuple(rx.sizes), nt, nr)
         n_sym = int(rx.n_symbols)
-        y = complex_in(request.y, "received symbols", self.settings.max_images * n_sym)
-        if y.ndim != 3 or y.shape[1] != nr or y.shape[2] * nt != n_sym:
+        y = complex_in(request.y, "received symbols", self.settings.max_images * (n_sym + nt * nt))
+        uses = int(rx.channel_uses(nt)) if hasattr(rx, "channel_uses") else n_sym // nt
+        if y.ndim != 3 or y.shape[1] != nr or y.shape[2] != uses:
             raise InvalidInput(
-                f"received symbols must be [B, Nr={nr}, n={n_sym // nt}] for model {lm.model_id} "
-                f"({n_sym} symbols per image over {nt} streams), got {list(y.shape)}"
+                f"received symbols must be [B, Nr={nr}, n={uses}] for model {lm.model_id} "
+                f"({n_sym} symbols per image over {nt} streams"
+                + (f", after {nt} DMRS" if uses != n_sym // nt else "")
+                + f"), got {list(y.shape)}"
             )
         t1 = time.perf_counter_ns()
         images = self.node.receive_images(lm, ue, block, y, snr)

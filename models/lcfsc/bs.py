@@ -38,6 +38,7 @@ class ImageTransmitter:
         )
         self.image_size, self.n_symbols, self.sizes = cfg.image_size, cfg.n_symbols, tuple(cfg.sizes)
         self.uses_csi = cfg.uses_csi
+        self.precoding = cfg.precoding
         self.last_ratio: np.ndarray | None = None
 
     @classmethod
@@ -56,6 +57,10 @@ class ImageTransmitter:
             _load_module(rcvae, bundle.file("tx.safetensors"), "rcvae.")
         dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
         return cls(cfg, enc, rcvae, dev)
+
+    def channel_uses(self, nt: int) -> int:
+        """Channel uses per image on Nt streams: the data, plus Nt DMRS when precoded."""
+        return self.n_symbols // nt + (nt if self.precoding != "none" else 0)
 
     def check(self, images: np.ndarray, h: np.ndarray | None, snr_db: np.ndarray) -> tuple[int, int]:
         s = self.image_size
@@ -89,7 +94,8 @@ class ImageTransmitter:
         ratio: float | None = None,
     ) -> np.ndarray:
         """``images`` uint8 ``[B, S, S, 3]``, ``h`` complex ``[B, Nr, Nt]`` (None for the no-CSI
-        baseline, which then needs ``nt``), ``snr_db [B]`` -> complex64 ``[B, Nt, L / Nt]``.
+        baseline, which then needs ``nt``), ``snr_db [B]`` -> complex64 ``[B, Nt, L / Nt]``, or
+        ``[B, Nt, Nt + L / Nt]`` when precoded (``W [I | S]``: DMRS first; shared.mimo).
         ``ratio`` fixes the mask ratio (the stable-ratio ablation) instead of the R-CVAE's."""
         b, n_t = self.check(np.asarray(images), None if h is None else np.asarray(h), snr_db)
         n_t = n_t or int(nt or 0)
@@ -104,6 +110,12 @@ class ImageTransmitter:
         )
         snr = torch.as_tensor(np.asarray(snr_db, np.float32), device=self.device)
         ht = None if h is None else torch.as_tensor(np.asarray(h, np.complex64), device=self.device)
+        w = None
+        if self.precoding != "none":
+            assert ht is not None  # check() refuses a precoding transmitter without H
+            w = mt.svd_precoder(ht)
+            ht = ht @ w  # the networks see the streams' channel
+        ht = ht if self.cfg.net_csi else None
         r = None
         if self.cfg.csi_masking:
             from models.lcfsc.mask import STABLE_RATIO
@@ -117,6 +129,8 @@ class ImageTransmitter:
             else:
                 r = stable
             self.last_ratio = r.cpu().numpy()
-        z = self.encoder(img, snr, ht if self.uses_csi else None, r)
-        s = mt.normalize_power(mt.to_symbols(z))
-        return s.view(b, n_t, -1).cpu().numpy().astype(np.complex64)
+        z = self.encoder(img, snr, ht, r)
+        s = mt.normalize_power(mt.to_symbols(z)).view(b, n_t, -1)
+        if w is not None:
+            s = mt.with_dmrs(w, s)
+        return s.cpu().numpy().astype(np.complex64)

@@ -105,9 +105,11 @@ def write_from_model(
         h = torch.randn(len(img), 2, 2, dtype=torch.complex64)
         snr_c = torch.full((len(img),), 10.0)
         with torch.no_grad():
-            x, _ = model.transmit(img, snr_c, h)
-            y = mt.propagate(h, x, snr_c)
-            x_hat, sinr = mt.mmse(h, y, snr_c)
+            ctx: dict[str, Any] = {"nt": 2}
+            x, _ = model.transmit(img, snr_c, h, ctx=ctx)
+            w = ctx["precoder"]
+            y = mt.propagate(h, x if w is None else w @ x, snr_c)
+            x_hat, sinr = mt.mmse(h if w is None else h @ w, y, snr_c)
         feeds = {
             "z": mt.to_real(x_hat.reshape(len(img), -1)).numpy(),
             "token_sinr": sinr[:, torch.arange(cfg.n_tokens) // (cfg.n_tokens // 2)].numpy(),
@@ -128,8 +130,11 @@ def write_from_model(
         "n_tokens": cfg.n_tokens,
         "sizes": list(cfg.sizes),
         "npn": "npn.onnx",
-        "pilots": "identity, Nt channel uses",
-        "equalizer": "linear MMSE with the UE's own estimate",
+        "precoding": cfg.precoding,
+        "pilots": "identity, Nt channel uses"
+        + ("; then Nt precoded pilots (DMRS) ahead of each image's data" if cfg.precoding != "none" else ""),
+        "equalizer": "linear MMSE with the UE's own estimate"
+        + (" of H W (Procrustes fit of its H estimate to the DMRS)" if cfg.precoding != "none" else ""),
         "int8_check": check,
         "quantization": "onnxruntime dynamic int8 MatMul/Gemm"
         if use_int8
@@ -206,6 +211,7 @@ VARIANT_TEXT = {
     "lcfsc-tok": "LCFSC + stream-SINR tokens (CSI fusion masking, learnable ratio, per-token SINR embedding)",
     "nomask": "no-masking twin (CSI unused at the transmitter)",
 }
+PRECODING_TEXT = {"none": "", "svd": ", SVD-precoded with the fed-back CSI (+ DMRS)"}
 
 
 def make_tiny_bundle(
@@ -214,6 +220,7 @@ def make_tiny_bundle(
     image_size: int = 32,
     csi_masking: bool = True,
     csi_tokens: bool = False,
+    precoding: str = "none",
 ) -> Path:
     """An untrained small bundle (for tests): two stages, 8 x 8 bottleneck, 768 symbols."""
     torch.manual_seed(0)
@@ -225,6 +232,7 @@ def make_tiny_bundle(
         csi_masking=csi_masking,
         learnable_ratio=csi_masking,
         csi_tokens=csi_tokens,
+        precoding=precoding,
     )
     write_from_model(LcfscSystem(cfg), path, model_id, "untrained test bundle", {"untrained": True})
     return Path(path)
@@ -247,7 +255,8 @@ def main(argv: list[str] | None = None) -> None:
     _, val = load_images(a.images or cfg["images"])
     desc = a.description or (
         f"{VARIANT_TEXT.get(cfg['variant'], cfg['variant'])} "
-        f"image link, {cfg['loss']} loss, 64x64, 768 symbols (CBR 1/16), MIMO 2x2/4x4/8x8"
+        f"image link{PRECODING_TEXT[cfg.get('precoding', 'none')]}, {cfg['loss']} loss, 64x64, "
+        "768 symbols (CBR 1/16), MIMO 2x2/4x4/8x8"
     )
     b = export_bundle(a.run, a.out, a.out.name, desc, check_images=val[:64])
     print(json.dumps(b.summary(), indent=1))

@@ -78,3 +78,33 @@ def pad_h(h: torch.Tensor, n: int = 8) -> torch.Tensor:
     out[:, 1, :nr, :nt] = h.imag
     out[:, 2, :nr, :nt] = 1.0
     return out
+
+
+def svd_precoder(h: torch.Tensor) -> torch.Tensor:
+    """Unitary precoder ``[B, Nt, Nt]`` for transmit CSI ``h [B, Nr, Nt]``: the right singular
+    vectors by descending singular value, so stream 0 rides the strongest eigenmode; each
+    column's phase fixed (first entry real, >= 0) as :func:`shared.mimo.svd_precoder`."""
+    _, _, vh = torch.linalg.svd(h)
+    w = vh.conj().transpose(1, 2)
+    a = w[:, :1, :].abs()
+    ph = torch.where(a > 1e-12, w[:, :1, :] / a.clamp_min(1e-12), torch.ones_like(w[:, :1, :]))
+    return w * ph.conj()
+
+
+def with_dmrs(w: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Precoded block ``W [I | S]`` ``[B, Nt, Nt + n]``: Nt precoded pilots, then the data."""
+    eye = torch.eye(w.shape[2], dtype=s.dtype, device=s.device).expand(s.shape[0], -1, -1)
+    return w @ torch.cat([eye, s], 2)
+
+
+def procrustes(h_e: torch.Tensor, g_ls: torch.Tensor) -> torch.Tensor:
+    """The streams' channel ``H W`` from the UE's own estimate of H and the precoded pilots'
+    LS estimate: ``W`` is unitary, so fit the nearest unitary to ``h_e^H g_ls`` (orthogonal
+    Procrustes) and return ``h_e W_fit``. Better than ``g_ls`` alone at every SNR measured."""
+    u, _, vh = torch.linalg.svd(h_e.conj().transpose(1, 2) @ g_ls)
+    return h_e @ (u @ vh)
+
+
+def ls_estimate(y_p: torch.Tensor) -> torch.Tensor:
+    """LS from received identity (or precoded identity) pilots: ``Y_p``."""
+    return y_p

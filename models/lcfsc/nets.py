@@ -21,6 +21,8 @@ from models.common.swin import PatchExpand, PatchMerge, SwinBlock, SwinStage
 from models.lcfsc import mimo_torch as mt
 from models.lcfsc.mask import CfmaAttention
 
+PRECODINGS = ("none", "svd")
+
 
 @dataclass
 class LcfscConfig:
@@ -36,12 +38,25 @@ class LcfscConfig:
     # (from the fed-back H), so the transmitter's attention can shape content per stream; the
     # decoder has always had that input. Not in the paper: csilink's variant (docs/image_link.md).
     csi_tokens: bool = False
+    # "svd": the transmitter precodes with the right singular vectors of its CSI (stream 0 on the
+    # strongest eigenmode) and sends precoded pilots (DMRS) ahead of the data; the networks see the
+    # streams' channel H W. "none": the paper's link, the streams go straight to the antennas.
+    precoding: str = "none"
     sizes: tuple[int, ...] = (2, 4, 8)
+
+    def __post_init__(self) -> None:
+        if self.precoding not in PRECODINGS:
+            raise ValueError(f"precoding must be one of {', '.join(PRECODINGS)}, got {self.precoding!r}")
+
+    @property
+    def net_csi(self) -> bool:
+        """Whether the encoder network itself takes the CSI (masking or SINR tokens)."""
+        return self.csi_masking or self.csi_tokens
 
     @property
     def uses_csi(self) -> bool:
-        """Whether the transmitter needs the fed-back H."""
-        return self.csi_masking or self.csi_tokens
+        """Whether the transmitter needs the fed-back H (its network, or its precoder)."""
+        return self.net_csi or self.precoding != "none"
 
     @property
     def grid(self) -> int:
@@ -150,7 +165,7 @@ class Encoder(nn.Module):
         b, g = x.shape[0], self.cfg.grid
         x = x.reshape(b, g * g, -1)
         ctx = {} if ctx is None else ctx
-        if self.cfg.uses_csi:
+        if self.cfg.net_csi:
             if h is None:
                 raise ValueError("this transmitter uses CSI: it needs H")
             sinr = mt.stream_sinr_db(h, snr_db)  # [B, Nt]
