@@ -34,6 +34,18 @@ Sections (``--only``):
 
   perfect CSI on every size at 0/10/20 dB (the ``sizes`` draws), and on 2x2 the CSI quality
   (feedback at 2 and 6 bits, another image's H) and how much its symbols move with H;
+* ``precoding``: the SVD-precoded pair (``lcfsc-svd-mse``, ``nomask-svd-mse``: the transmitter
+  precodes with its CSI, the UE fits H W from DMRS; trained like the MSE pair, 30 CPU-min each)
+  against the unprecoded MSE pair on the same draws: perfect CSI on every size, and the CSI
+  quality (perfect, fed back at 2/4/6/8 bits, another image's H) on 2x2 and 8x8::
+
+      python -m training.lcfsc jscc --out runs/lcfsc/lcfsc-svd-mse --variant lcfsc --loss mse \
+          --minutes 30 --precoding svd --npn runs/lcfsc/npn/best.pt --images data/generated/rt-images-64.h5
+      python -m models.lcfsc.export runs/lcfsc/lcfsc-svd-mse bundles/lcfsc-svd-mse
+      # and the same with --variant nomask / nomask-svd-mse
+
+* ``link_precoding``: the same four models through the three services on 2x2 and 8x8, CSI
+  perfect and fed back at 2 and 6 bits over the emulator's digital uplink, 0/10/20 dB;
 * ``training``: budgets and validation curves from the bundles' manifests;
 * ``complexity``: parameters, MACs, images/s on the 2 CPU cores (BS encoder in torch, UE
   decoder and NPN in ONNX Runtime).
@@ -66,6 +78,7 @@ OUT = ROOT / "docs/bench/image_link.json"
 DOC = ROOT / "docs/image_link.md"
 IMG = ROOT / "docs/img"
 MODELS = ("lcfsc-mse", "nomask-mse", "lcfsc-msssim", "nomask-msssim")
+PRECODED = ("lcfsc-svd-mse", "nomask-svd-mse")  # SVD precoding with the fed-back CSI + DMRS
 SNRS = (0.0, 5.0, 10.0, 15.0, 20.0)
 SIZES = (2, 4, 8)
 LINK_BITS = 6
@@ -431,8 +444,9 @@ def section_complexity() -> dict[str, Any]:
     return out
 
 
-def section_link(n_img: int) -> dict[str, Any]:
-    """The headline sweep through the three services (the runner's image_link section)."""
+def _link_run(n_img: int, name: str, models: list[str], sizes: list[int], snrs: list[float],
+              csi: list[Any]) -> dict[str, Any]:
+    """One image_link scenario through the three services (``csilink.runner``)."""
     import yaml
 
     from csilink.runner import run_scenario, started_services
@@ -442,27 +456,60 @@ def section_link(n_img: int) -> dict[str, Any]:
     c = corpus()
     data = c if c.is_file() else SAMPLE
     sc = {
-        "name": "image-link-bench",
-        "description": "bench_image_link.py section link: every bundle, 2x2, CSI fed back, SNR sweep",
+        "name": name,
+        "description": f"bench_image_link.py: {', '.join(models)}, sizes {sizes}, CSI {csi}, SNR sweep",
         "image_link": {
-            "bundles": [str(ROOT / "bundles" / m) for m in MODELS],
+            "bundles": [str(ROOT / "bundles" / m) for m in models],
             "images": {"path": str(data), "split": "test", "n": n_img},
-            "sizes": [2],
-            "snr_db": list(SNRS),
-            "csi": [{"mode": "feedback", "bits": [LINK_BITS]}],
+            "sizes": sizes,
+            "snr_db": snrs,
+            "csi": csi,
             "estimator": "model",
             "uplink": {"mode": "awgn", "snr_db": 10, "n_rx": 32, "modulation": "qpsk", "crc": "crc11"},
         },
         "seed": SEED,
-        "output": str(folder / "out"),
+        "output": str(folder / name),
     }
-    p = folder / "image-link-bench.yaml"
+    p = folder / f"{name}.yaml"
     p.write_text(yaml.safe_dump(sc, sort_keys=False))
     t0 = time.time()
     with started_services(None, images=data, mimo_pool=POOL) as svc:
         res = run_scenario(p, svc.addrs["ue"], svc.addrs["channel"], svc.addrs["bs"], plots=False)
     rows = [{**r.row, "n": r.row["nt"], "msssim": r.row["ms_ssim"]} for r in res.image_points]
     return {"n_images": n_img, "dataset": data.name, "seconds": round(time.time() - t0, 1), "rows": rows}
+
+
+def section_link(n_img: int) -> dict[str, Any]:
+    """The headline sweep through the three services (the runner's image_link section)."""
+    return _link_run(
+        n_img, "image-link-bench", list(MODELS), [2], list(SNRS), [{"mode": "feedback", "bits": [LINK_BITS]}]
+    )
+
+
+def section_precoding(n_img: int) -> dict[str, Any]:
+    """Precoded vs unprecoded MSE pairs on the same draws: perfect CSI per size at 0/10/20 dB,
+    then what the CSI's quality does on 2x2 and 8x8 (fed back at 2/4/6/8 bits, another image's
+    fed-back H)."""
+    imgs = images(n_img)
+    pair = ("lcfsc-mse", "nomask-mse")
+    rows = _sweep(imgs, SIZES, (0.0, 10.0, 20.0), [(m, "perfect", 0, "npn") for m in (*pair, *PRECODED)])
+    conds = [(m, "feedback", b, "npn") for m in (*PRECODED, "lcfsc-mse") for b in (2, 4, 6, 8)]
+    conds += [(m, "other", LINK_BITS, "npn") for m in (*PRECODED, "lcfsc-mse")]
+    rows += _sweep(imgs, (2, 8), (0.0, 10.0, 20.0), conds)
+    return {"n_images": len(imgs), "rows": rows}
+
+
+def section_link_precoding(n_img: int) -> dict[str, Any]:
+    """The precoded and unprecoded MSE pairs through the three services: CSI perfect and fed
+    back at 2 and 6 bits per real over the emulator's digital uplink, 2x2 and 8x8."""
+    return _link_run(
+        n_img,
+        "image-link-precoding",
+        ["lcfsc-mse", "nomask-mse", *PRECODED],
+        [2, 8],
+        [0.0, 10.0, 20.0],
+        ["perfect", {"mode": "feedback", "bits": [2, LINK_BITS]}],
+    )
 
 
 SECTIONS = {
@@ -476,6 +523,8 @@ SECTIONS = {
     "sensitivity": section_sensitivity,
     "seeds": section_seeds,
     "variant": section_variant,
+    "precoding": section_precoding,
+    "link_precoding": section_link_precoding,
 }
 
 

@@ -153,6 +153,25 @@ def train_npn(
     return summary
 
 
+def npn_from_bundle(bundle: str | Path, out: Path) -> Path:
+    """``out/best.pt`` with the NPN weights of a shipped bundle's ``npn.onnx`` (its initializers
+    are the module's parameters, prefixed ``npn.``), so a new image model trains against the
+    very estimator the shipped ones have."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(Path(bundle) / "npn.onnx"))
+    sd = {
+        i.name.removeprefix("npn."): torch.from_numpy(numpy_helper.to_array(i).copy())
+        for i in m.graph.initializer
+    }
+    net = NPN()
+    net.load_state_dict(sd)  # strict: a bundle whose NPN is another architecture fails here
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_save({"model": net.state_dict(), "state": {"from_bundle": str(bundle)}}, out / "best.pt")
+    return out / "best.pt"
+
+
 @torch.no_grad()
 def evaluate_npn(net: NPN, hs: dict[int, torch.Tensor], snrs: tuple[float, ...] = (0, 10, 20)) -> dict:
     """NMSE (dB) of LS and NPN on the pool's test split, per size and SNR."""
@@ -359,7 +378,8 @@ def train_jscc(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("stage", choices=("npn", "jscc"))
+    ap.add_argument("stage", choices=("npn", "jscc", "npn-from-bundle"))
+    ap.add_argument("--bundle", default="bundles/lcfsc-mse", help="npn-from-bundle: the bundle to read")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--minutes", type=float, required=True, help="CPU minutes of this process")
     ap.add_argument("--images", default="data/generated/rt-images-64.h5")
@@ -376,7 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if a.stage == "npn":
+    if a.stage == "npn-from-bundle":
+        print(npn_from_bundle(a.bundle, a.out))
+    elif a.stage == "npn":
         print(json.dumps(train_npn(a.out, a.pool, a.minutes, lr=a.lr or 1e-3, seed=a.seed), indent=2))
     else:
         print(
