@@ -36,13 +36,16 @@ Sections (``--only``):
   (feedback at 2 and 6 bits, another image's H) and how much its symbols move with H;
 * ``precoding``: the SVD-precoded pair (``lcfsc-svd-mse``, ``nomask-svd-mse``: the transmitter
   precodes with its CSI, the UE fits H W from DMRS; trained like the MSE pair, 30 CPU-min each)
-  against the unprecoded MSE pair on the same draws: perfect CSI on every size, and the CSI
-  quality (perfect, fed back at 2/4/6/8 bits, another image's H) on 2x2 and 8x8::
+  against the unprecoded MSE pair trained again beside it (``lcfsc-mse-ref``, ``nomask-mse-ref``:
+  same machine, NPN, data and budget; ``runs/lcfsc/ref-bundles/``, not shipped) on the same
+  draws: perfect CSI on every size, and the CSI quality (perfect, fed back at 2/4/6/8 bits,
+  another image's H) on 2x2 and 8x8::
 
       python -m training.lcfsc jscc --out runs/lcfsc/lcfsc-svd-mse --variant lcfsc --loss mse \
           --minutes 30 --precoding svd --npn runs/lcfsc/npn/best.pt --images data/generated/rt-images-64.h5
       python -m models.lcfsc.export runs/lcfsc/lcfsc-svd-mse bundles/lcfsc-svd-mse
-      # and the same with --variant nomask / nomask-svd-mse
+      # and the same with --variant nomask / nomask-svd-mse; the reference pair without
+      # --precoding, exported to runs/lcfsc/ref-bundles/{lcfsc,nomask}-mse-ref
 
 * ``link_precoding``: the same four models through the three services on 2x2 and 8x8, CSI
   perfect and fed back at 2 and 6 bits over the emulator's digital uplink, 0/10/20 dB;
@@ -79,6 +82,14 @@ DOC = ROOT / "docs/image_link.md"
 IMG = ROOT / "docs/img"
 MODELS = ("lcfsc-mse", "nomask-mse", "lcfsc-msssim", "nomask-msssim")
 PRECODED = ("lcfsc-svd-mse", "nomask-svd-mse")  # SVD precoding with the fed-back CSI + DMRS
+# the unprecoded MSE pair trained again beside the precoded one (same machine, NPN, data, budget;
+# not shipped): the precoding comparison is made against these
+REF = ("lcfsc-mse-ref", "nomask-mse-ref")
+REF_BUNDLES = ROOT / "runs" / "lcfsc" / "ref-bundles"
+
+
+def bundle_dir(model: str) -> Path:
+    return REF_BUNDLES / model if model in REF else ROOT / "bundles" / model
 SNRS = (0.0, 5.0, 10.0, 15.0, 20.0)
 SIZES = (2, 4, 8)
 LINK_BITS = 6
@@ -104,7 +115,7 @@ def nodes(model: str) -> tuple[Any, Any]:
     from shared.image_rx import ImageReceiver
 
     torch.set_num_threads(1)  # sections run two at a time on the 2 cores (complexity sets its own)
-    b = Bundle.load(ROOT / "bundles" / model)
+    b = Bundle.load(bundle_dir(model))
     return ImageTransmitter.from_bundle(b, "cpu"), ImageReceiver.from_bundle(b)
 
 
@@ -459,7 +470,7 @@ def _link_run(n_img: int, name: str, models: list[str], sizes: list[int], snrs: 
         "name": name,
         "description": f"bench_image_link.py: {', '.join(models)}, sizes {sizes}, CSI {csi}, SNR sweep",
         "image_link": {
-            "bundles": [str(ROOT / "bundles" / m) for m in models],
+            "bundles": [str(bundle_dir(m)) for m in models],
             "images": {"path": str(data), "split": "test", "n": n_img},
             "sizes": sizes,
             "snr_db": snrs,
@@ -490,13 +501,19 @@ def section_precoding(n_img: int) -> dict[str, Any]:
     """Precoded vs unprecoded MSE pairs on the same draws: perfect CSI per size at 0/10/20 dB,
     then what the CSI's quality does on 2x2 and 8x8 (fed back at 2/4/6/8 bits, another image's
     fed-back H)."""
+    from shared.bundle import Bundle
+
     imgs = images(n_img)
-    pair = ("lcfsc-mse", "nomask-mse")
-    rows = _sweep(imgs, SIZES, (0.0, 10.0, 20.0), [(m, "perfect", 0, "npn") for m in (*pair, *PRECODED)])
-    conds = [(m, "feedback", b, "npn") for m in (*PRECODED, "lcfsc-mse") for b in (2, 4, 6, 8)]
-    conds += [(m, "other", LINK_BITS, "npn") for m in (*PRECODED, "lcfsc-mse")]
+    rows = _sweep(imgs, SIZES, (0.0, 10.0, 20.0), [(m, "perfect", 0, "npn") for m in (*REF, *PRECODED)])
+    conds = [(m, "feedback", b, "npn") for m in (*PRECODED, REF[0]) for b in (2, 4, 6, 8)]
+    conds += [(m, "other", LINK_BITS, "npn") for m in (*PRECODED, REF[0])]
     rows += _sweep(imgs, (2, 8), (0.0, 10.0, 20.0), conds)
-    return {"n_images": len(imgs), "rows": rows}
+    budget = {}
+    for m in (*REF, *PRECODED):
+        t = Bundle.load(bundle_dir(m)).manifest.training or {}
+        sm = t.get("summary", {})
+        budget[m] = {k: sm.get(k) for k in ("minutes", "samples_seen", "steps", "wall_s", "best_val_psnr_db")}
+    return {"n_images": len(imgs), "rows": rows, "budget": budget}
 
 
 def section_link_precoding(n_img: int) -> dict[str, Any]:
@@ -505,7 +522,7 @@ def section_link_precoding(n_img: int) -> dict[str, Any]:
     return _link_run(
         n_img,
         "image-link-precoding",
-        ["lcfsc-mse", "nomask-mse", *PRECODED],
+        [*REF, *PRECODED],
         [2, 8],
         [0.0, 10.0, 20.0],
         ["perfect", {"mode": "feedback", "bits": [2, LINK_BITS]}],

@@ -14,11 +14,14 @@ LABEL = {
     "nomask-mse": "no masking (MSE)",
     "lcfsc-msssim": "LCFSC (MS-SSIM)",
     "nomask-msssim": "no masking (MS-SSIM)",
+    "lcfsc-mse-ref": "LCFSC (MSE, retrained)",
+    "nomask-mse-ref": "no masking (MSE, retrained)",
     "lcfsc-svd-mse": "LCFSC + SVD precoding (MSE)",
     "nomask-svd-mse": "no masking + SVD precoding (MSE)",
     "jpeg+capacity": "JPEG + capacity",
 }
 PRECODED = ("lcfsc-svd-mse", "nomask-svd-mse")
+REF = ("lcfsc-mse-ref", "nomask-mse-ref")  # the unprecoded pair trained beside the precoded one
 
 
 def _get(rows: list[dict], **kw: Any) -> dict | None:
@@ -152,7 +155,7 @@ def _precoding_block(doc: dict) -> list[str]:
     pre = doc.get("precoding")
     if pre:
         rows = pre["rows"]
-        models = ["lcfsc-mse", "nomask-mse", *PRECODED]
+        models = [*REF, *PRECODED]
 
         def ps(m: str, n: int, s: float, csi: str = "perfect", bits: int = 0) -> float | None:
             return (_get(rows, model=m, n=n, snr_db=s, csi=csi, bits=bits) or {}).get("psnr_db")
@@ -186,10 +189,21 @@ def _precoding_block(doc: dict) -> list[str]:
                     lab = f"{s:g} dB"
                 L.append(
                     f"| {n}x{n} | {lab} | " + " | ".join(_fmt(val[m]) for m in models) + " | "
-                    f"{diff(val['lcfsc-svd-mse'], val['lcfsc-mse'])} | "
-                    f"{diff(val['nomask-svd-mse'], val['nomask-mse'])} | "
+                    f"{diff(val['lcfsc-svd-mse'], val[REF[0]])} | "
+                    f"{diff(val['nomask-svd-mse'], val[REF[1]])} | "
                     f"{diff(val['lcfsc-svd-mse'], val['nomask-svd-mse'])} |"
                 )
+        bud = pre.get("budget", {})
+        if bud:
+            L += [
+                "",
+                "Budget (CPU minutes of one torch thread / samples seen): "
+                + "; ".join(
+                    f"{LABEL.get(m, m)} {b.get('minutes')} / {b.get('samples_seen') or 0:,}"
+                    for m, b in bud.items()
+                )
+                + ".",
+            ]
         L += [
             "",
             "The CSI the transmitter uses, precoded and not (PSNR dB; \"another H\" = another image's "
@@ -199,7 +213,7 @@ def _precoding_block(doc: dict) -> list[str]:
             "perfect - 2 b | perfect - another H |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for m in (*PRECODED, "lcfsc-mse"):
+        for m in (*PRECODED, REF[0]):
             for n in sorted({r["n"] for r in rows if r.get("csi") == "other"}):
                 for s in snrs:
                     p0, p2, po = ps(m, n, s), ps(m, n, s, "feedback", 2), ps(m, n, s, "other", 6)
@@ -224,7 +238,7 @@ def _precoding_block(doc: dict) -> list[str]:
             "| model | size | SNR | perfect | fed back, 6 b/real | fed back, 2 b/real | payload at 6 / 2 b |",
             "|---|---|---|---|---|---|---|",
         ]
-        for m in ["lcfsc-mse", "nomask-mse", *PRECODED]:
+        for m in [*REF, *PRECODED]:
             for n in sorted({r["n"] for r in rows}):
                 for s in sorted({r["snr_db"] for r in rows}):
 
