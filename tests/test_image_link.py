@@ -263,6 +263,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("image-link")
     return {
         "bundle": make_tiny_bundle(root / "lcfsc-tiny", model_id="lcfsc-tiny", image_size=IMAGE),
+        "svd": make_tiny_bundle(
+            root / "svd-tiny", model_id="svd-tiny", image_size=IMAGE, csi_masking=False, precoding="svd"
+        ),
         "images": write_images(root / "images.h5"),
         "pool": write_pool(root / "pool.h5"),
         "root": root,
@@ -277,13 +280,14 @@ def stack(files: dict[str, Path]):
 
     tmp = files["root"]
     p_bs, p_ch, p_ue = _free_ports(3)
-    bundle = str(files["bundle"])
-    bs_args = ["--device", "cpu", "--bundle", bundle, "--image-dataset", str(files["images"]),
+    bundle, svd = str(files["bundle"]), str(files["svd"])
+    bs_args = ["--device", "cpu", "--bundle", bundle, "--bundle", svd,
+               "--image-dataset", str(files["images"]),
                "--channel", f"127.0.0.1:{p_ch}"]
     ch_args = ["--bs", f"127.0.0.1:{p_bs}", "--ue", f"127.0.0.1:{p_ue}", "--mimo-pool", str(files["pool"])]
     bs = Node("bs", "bs_service", bs_args, tmp / "bs.log", tmp / "bs.port")
     ch = Node("channel", "channel_emulator", ch_args, tmp / "ch.log", tmp / "ch.port")
-    ue = Node("ue", "ue_service", ["--channel", f"127.0.0.1:{p_ch}", "--bundle", bundle],
+    ue = Node("ue", "ue_service", ["--channel", f"127.0.0.1:{p_ch}", "--bundle", bundle, "--bundle", svd],
               tmp / "ue.log", tmp / "ue.port")
     started: list[Node] = []
     try:
@@ -343,6 +347,28 @@ def test_feedback_link_end_to_end(stack, n: int) -> None:
     t = out.timings
     assert t["bs_encode_ns"] > 0 and t["ue_decode_ns"] > 0 and t["channel_process_ns"] > 0
     assert t["bs_total_ns"] >= t["bs_channel_rpc_ns"] >= t["channel_total_ns"] >= t["channel_ue_rpc_ns"]
+
+
+def test_precoded_bundle_through_the_services(stack) -> None:
+    """An SVD-precoding bundle: the BS precodes with the fed-back H and sends DMRS, the UE fits
+    H W and decodes; with noiseless data the fed-back and the perfect CSI give the same images
+    (the UE equalises with the H W it fits, whatever precoder was used), and a channel
+    other than the one fed back still decodes (the DMRS carry the mismatch)."""
+    acq = stack.acquire_mimo_csi(ue_id=0, block=61, nt=2, nr=2, snr_db=100.0, seq=61, model_id="svd-tiny",
+                                 feedback_bits=8, estimator="ls")  # noiseless LS: the UE knows H exactly
+    assert acq.feedback_ok
+    fb = stack.send_image(_keys(0, 1), ue_id=0, block=61, nt=2, model_id="svd-tiny", snr_db=100.0,
+                          csi_mode="feedback", seq=61, csi_seq=61)
+    pf = stack.send_image(_keys(0, 1), ue_id=0, block=61, nt=2, model_id="svd-tiny", snr_db=100.0,
+                          csi_mode="perfect", h_true=acq.h_true, seq=61)
+    assert fb.images.shape == pf.images.shape == (2, IMAGE, IMAGE, 3)
+    assert np.max(np.abs(fb.images.astype(int) - pf.images.astype(int))) <= 2
+    other = stack.send_image(_keys(0, 1), ue_id=0, block=61, nt=2, model_id="svd-tiny", snr_db=100.0,
+                             csi_mode="perfect", h_true=np.eye(2, dtype=np.complex64), seq=61)
+    assert other.images.shape == (2, IMAGE, IMAGE, 3)
+    with pytest.raises(LinkError) as e:  # a precoder needs CSI
+        stack.send_image(_keys(0), ue_id=0, block=61, nt=2, model_id="svd-tiny", snr_db=10.0, csi_mode="none")
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_same_seed_same_images(stack) -> None:
