@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datagen.profiles import CDL_MODELS, SYSTEM_MODELS, TDL_MODELS, GenConfig
+from datagen.profiles import CDL_MODELS, GSCM_MODELS, SYSTEM_MODELS, TDL_MODELS, GenConfig
 from shared.errors import InvalidInput
 
 
@@ -20,5 +20,9 @@ def make_model(cfg: GenConfig):
         from datagen.system import FddSystem
 
         return FddSystem(cfg)
+    if cfg.model in GSCM_MODELS:
+        from datagen.gscm import FddGscm
+
+        return FddGscm(cfg)
     raise InvalidInput(f"model {cfg.model} is not supported by the generator yet "
-                       f"(use one of {CDL_MODELS + TDL_MODELS + SYSTEM_MODELS})")
+                       f"(use one of {CDL_MODELS + TDL_MODELS + SYSTEM_MODELS + GSCM_MODELS})")

@@ -19,7 +19,9 @@ SCHEMA = "csilink-dataset/1"
 CDL_MODELS = ("CDL-A", "CDL-B", "CDL-C", "CDL-D", "CDL-E")
 TDL_MODELS = ("TDL-A", "TDL-B", "TDL-C", "TDL-D", "TDL-E")
 SYSTEM_MODELS = ("UMi", "UMa")
-MODELS = CDL_MODELS + TDL_MODELS + SYSTEM_MODELS
+GSCM_MODELS = ("GSCM",)  # datagen/gscm.py: a COST 2100-style site, parameters in ``extra``
+MODELS = CDL_MODELS + TDL_MODELS + SYSTEM_MODELS + GSCM_MODELS
+POSITION_MODELS = SYSTEM_MODELS + GSCM_MODELS  # profiles that store the UE position
 SPLITS = ("train", "val", "test")
 LOS_MODES = ("auto", "los", "nlos")
 # Fields that only the system-level models (UMi/UMa) read. They are left out of the canonical
@@ -120,7 +122,10 @@ class GenConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["sf_splits"] = list(self.sf_splits)
-        for k in (("delay_spread",) if self.model in SYSTEM_MODELS else SYSTEM_FIELDS):
+        drop = ("delay_spread",) if self.model in SYSTEM_MODELS else SYSTEM_FIELDS
+        if self.model in GSCM_MODELS:  # the site's geometry sets the delays
+            drop = ("delay_spread", *SYSTEM_FIELDS)
+        for k in drop:
             del d[k]  # fields the model ignores are no part of the dataset's identity
         return d
 
@@ -172,9 +177,23 @@ COST2100_LIKE = GenConfig(
 # the paper's carriers and speed.
 UMI_NLOS = GenConfig(profile="umi-nlos", model="UMi", los="nlos", n_subcarriers=1024)
 
+# The shape of COST2100's *outdoor* data (the set of RD-JSCC's large gains): a fixed site of
+# clusters with visibility regions, a UE anywhere in a 400 m x 400 m area in front of a 32-element
+# BS ULA, 300 MHz, 20 MHz over 1024 subcarriers (32 taps = 1.6 us); datagen/gscm.py. Geometry
+# varies with the UE's position inside one site, as in COST 2100's single-link scenarios.
+GSCM_OUTDOOR = GenConfig(
+    profile="gscm-outdoor",
+    model="GSCM",
+    n_subcarriers=1024,
+    subcarrier_spacing=20e6 / 1024,
+    f_dl=300e6,
+    f_ul=270e6,
+)
+
 GENERIC = GenConfig(profile="generic")
 
-PROFILES: dict[str, GenConfig] = {c.profile: c for c in (CDL_C_FDD, COST2100_LIKE, UMI_NLOS, GENERIC)}
+PROFILES: dict[str, GenConfig] = {c.profile: c for c in (CDL_C_FDD, COST2100_LIKE, UMI_NLOS, GSCM_OUTDOOR,
+                                                          GENERIC)}
 
 PROFILE_HELP = {
     "cdl-c-fdd": "the paper's setup: CDL-C 300 ns, BS 32 (38.901, V), UE omni, 667 x 15 kHz, "
@@ -183,6 +202,9 @@ PROFILE_HELP = {
     "20 MHz, 1 m/s",
     "umi-nlos": "TR 38.901 UMi NLoS, a new UE position per sample (10..100 m, BS 10 m), Nt=32, "
     "1024 x 15 kHz, DL 2.11 / UL 1.91 GHz, 5 m/s, target 5 ms; stores position and los",
+    "gscm-outdoor": "COST 2100-style site (far clusters with visibility regions, local cluster, LoS "
+    "regions), UE anywhere in 400 m x 400 m, Nt=32, 1024 x 19.53 kHz, DL 300 / UL 270 MHz, 5 m/s; "
+    "stores position and los",
     "generic": "every field settable (--set key=value or --config YAML), models CDL-A..E, TDL-A..E, "
     "UMi, UMa (with min_distance, max_distance, los=auto|los|nlos); defaults = cdl-c-fdd",
 }

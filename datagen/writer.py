@@ -18,7 +18,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from datagen.profiles import SCHEMA, SPLITS, SYSTEM_MODELS, GenConfig
+from datagen.profiles import POSITION_MODELS, SCHEMA, SPLITS, GenConfig
 
 
 def generator_versions() -> dict[str, str]:
@@ -90,7 +90,7 @@ class DatasetWriter:
             g.create_dataset("sample_id", shape=(n,), dtype=np.int64, chunks=chunks())
             g.create_dataset("speed", shape=(n,), dtype=np.float32, chunks=chunks())
             g.create_dataset("los", shape=(n,), dtype=bool, chunks=chunks())
-            if c.model in SYSTEM_MODELS:  # UE position relative to the BS (m)
+            if c.model in POSITION_MODELS:  # UE position relative to the BS (m)
                 g.create_dataset("position", shape=(n, 3), dtype=np.float32, chunks=chunks(3))
             for key in ("x_ad", "y_ad", "z_ad"):
                 g.create_dataset(key, shape=(n, c.n_antennas, c.n_taps), dtype=np.complex64,

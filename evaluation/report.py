@@ -27,7 +27,8 @@ SAMPLE = Path("data/sample/cdl-c-fdd-sample.h5")
 HEADLINE_SNR = 10.0
 
 
-FURTHER = (Path("data/generated/umi-nlos.h5"), Path("data/generated/cost2100-like.h5"))
+FURTHER = (Path("data/generated/umi-nlos.h5"), Path("data/generated/cost2100-like.h5"),
+           Path("data/generated/gscm-outdoor.h5"))
 
 
 def default_datasets() -> list[Path]:
@@ -251,7 +252,6 @@ def make_report(
     references (files ``results-<dataset id>.json`` ...). ``readme``: also copy the headline
     table into that file.
     """
-    import os
 
     if isinstance(dataset, list | tuple):
         datasets = [Path(d) for d in dataset]
@@ -276,19 +276,7 @@ def make_report(
     out.parent.mkdir(parents=True, exist_ok=True)
     pages = []
     for i, (ds, group) in enumerate(plan_datasets(bundles, datasets)):
-        rows, ctx = evaluate([str(b.path) for b in group], ds, split, n, snrs, seed, roots=(str(root),))
-        ctx["root"] = str(root)
-        stem = "results" if i == 0 else f"results-{ctx['dataset_id']}"
-        write_json(rows, ctx, data_dir / f"{stem}.json")
-        write_csv(rows, data_dir / f"{stem}.csv")
-        png = data_dir / f"{stem}_rd.png"
-        plot_rd(rows, png, f"{ctx['dataset_id']} / {split} (n={ctx['n']})")
-        page = render(rows, ctx, group, os.path.relpath(png, out.parent), cmd)
-        if i > 0:  # a further dataset: its own section, headings one level down
-            title = f"## Results on `{ds.name}` (dataset id `{ctx['dataset_id']}`)"
-            body = page.split("\n", 1)[1].replace("\n## ", "\n### ").replace("<!-- headline:start -->\n", "")
-            page = title + "\n" + body.replace("<!-- headline:end -->\n", "")
-        pages.append(page)
+        pages.append(_dataset_page(ds, group, i > 0, split, n, snrs, seed, root, out, data_dir, cmd))
     for extra in (sf_section(sf), image_section(images)):
         if extra:
             pages.append(extra)
@@ -296,6 +284,62 @@ def make_report(
     out.write_text(text)
     if readme is not None:
         update_readme(Path(readme), text)
+    return out
+
+
+def _dataset_page(ds: Path, group: list[Bundle], further: bool, split: str, n: int | None,
+                  snrs: tuple[float, ...], seed: int, root: str | Path, out: Path, data_dir: Path,
+                  cmd: str) -> str:
+    """Evaluate ``group`` on ``ds``; the primary page, or a further dataset's own section."""
+    import os
+
+    rows, ctx = evaluate([str(b.path) for b in group], ds, split, n, snrs, seed, roots=(str(root),))
+    ctx["root"] = str(root)
+    stem = f"results-{ctx['dataset_id']}" if further else "results"
+    write_json(rows, ctx, data_dir / f"{stem}.json")
+    write_csv(rows, data_dir / f"{stem}.csv")
+    png = data_dir / f"{stem}_rd.png"
+    plot_rd(rows, png, f"{ctx['dataset_id']} / {split} (n={ctx['n']})")
+    page = render(rows, ctx, group, os.path.relpath(png, out.parent), cmd)
+    if further:  # its own section, headings one level down
+        title = f"## Results on `{ds.name}` (dataset id `{ctx['dataset_id']}`)"
+        body = page.split("\n", 1)[1].replace("\n## ", "\n### ").replace("<!-- headline:start -->\n", "")
+        page = title + "\n" + body.replace("<!-- headline:end -->\n", "")
+    return page
+
+
+def update_dataset_section(
+    dataset: str | Path, split: str = "test", n: int | None = None, snrs: tuple[float, ...] = DEFAULT_SNRS,
+    root: str | Path = "bundles", out: str | Path = "docs/RESULTS.md", data_dir: str | Path = "docs/bench",
+    seed: int = 0, cmd: str = "csilink report",
+) -> Path:
+    """Re-evaluate one further dataset's section of ``out`` in place (its bundles and the references),
+    leaving the rest of the page as it is; the section is added before the ray-traced and image
+    sections if the page has none yet. What ``make_report`` writes for that dataset, without the
+    other datasets' files."""
+    from shared.dataset import open_dataset
+
+    ds = Path(dataset)
+    out, data_dir = Path(out), Path(data_dir)
+    with open_dataset(ds) as f:
+        did = str(f.dataset_id)
+    bundles = [Bundle.load(p) for p in find_bundles(root)]
+    group = [b for b in bundles if _training_id(b) == did or not b.manifest.training]
+    if not any(b.manifest.training for b in group):
+        raise InvalidInput(f"no bundle under {root} was trained on {ds} (dataset id {did})")
+    snrs = tuple(sorted(set(snrs) | {HEADLINE_SNR}))
+    page = _dataset_page(ds, group, True, split, n, snrs, seed, root, out, data_dir, cmd)
+    text = out.read_text()
+    head = f"## Results on `{ds.name}`"
+    if head in text:
+        start = text.index(head)
+        nxt = text.find("\n## ", start + 1)
+        text = text[:start] + page.rstrip("\n") + "\n" + ("" if nxt < 0 else text[nxt:])
+    else:
+        nxt = min((i for i in (text.find("\n## Multi-modal"), text.find("\n## Semantic image")) if i >= 0),
+                  default=len(text))
+        text = text[:nxt] + "\n" + page.rstrip("\n") + "\n" + text[nxt:]
+    out.write_text(text)
     return out
 
 

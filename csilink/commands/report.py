@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="docs/RESULTS.md")
     p.add_argument("--data-dir", default="docs/bench", help="where results.json/csv and the PNG go")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--only-dataset", metavar="FILE",
+                   help="re-evaluate just this further dataset's section of --out, in place (the other "
+                   "sections stay as they are): for a family that adds a dataset")
     p.set_defaults(func=run)
 
 
@@ -49,6 +52,13 @@ def run(args: argparse.Namespace) -> int:
     cmd = "csilink " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "csilink report"
     from evaluation.report import default_datasets
 
+    if args.only_dataset:
+        from evaluation.report import update_dataset_section
+
+        out = update_dataset_section(args.only_dataset, args.split, args.n, tuple(args.snr_db), args.root,
+                                     args.out, args.data_dir, args.seed, cmd)
+        print(f"updated {out}")
+        return 0
     out = make_report(
         args.dataset or default_datasets(),
         args.split,
