@@ -15,6 +15,8 @@ Sections (``--only`` picks some):
 * ``cnr``: imperfect CSI: NMSE at 0 dB CNR (the UE's CSI-RS estimate) of the normally trained
   autoencoder and the one trained on H + E at 0 dB (umi), through the services.
 * ``budget``: the denoiser at half its budget vs the full budget (snapshot), k = 16.
+* ``chain_budget``: the whole method at two budgets (gscm): autoencoder + denoiser at 15 + 15
+  and at 30 + 30 CPU-minutes (separate runs, each its own schedule), AE vs RD2 vs RD20, k = 16.
 
     .venv/bin/python benchmarks/bench_rdjscc.py                 # both profiles, ~30 min on 2 cores
     .venv/bin/python benchmarks/bench_rdjscc.py --profile umi --only link --n 100
@@ -41,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 PROFILES = {
     "cdl": {"data": "data/generated/cdl-c-fdd.h5", "rd": "rd-jscc-cdl", "ae": "csinet-jscc-k32"},
     "umi": {"data": "data/generated/umi-nlos.h5", "rd": "rd-jscc-umi", "ae": "csinet-jscc-umi"},
+    "gscm": {"data": "data/generated/gscm-outdoor.h5", "rd": "rd-jscc-gscm", "ae": "csinet-jscc-gscm"},
 }
 SNRS = [-10, -5, 0, 5, 10, 15, 20]
 RATES = [8, 16, 32]
@@ -365,8 +368,12 @@ def _f(v: Any, d: int = 2) -> str:
 def render(doc: dict[str, Any]) -> str:
     """Markdown tables of everything measured (docs/rd_jscc.md, between its markers)."""
     L: list[str] = []
-    names = {"cdl": "`cdl-c-fdd`", "umi": "`umi-nlos` (rich)"}
-    for p in ("umi", "cdl"):
+    names = {
+        "cdl": "`cdl-c-fdd`",
+        "umi": "`umi-nlos` (rich)",
+        "gscm": "`gscm-outdoor` (rich, COST 2100-shaped)",
+    }
+    for p in ("umi", "gscm", "cdl"):
         d = doc.get(p)
         if not d:
             continue
@@ -604,13 +611,50 @@ def section_ae_budget(n: int) -> dict[str, Any]:
     return out
 
 
+# The two budgets of the whole method (stage 1 + stage 2, CPU-minutes): runs of scripts/train_rd.sh
+CHAINS = {"gscm": {"15+15": "rd-jscc-gscm", "30+30": "rd-jscc-gscm-30"}}
+
+
+def section_chain_budget(p: str, n: int) -> dict[str, Any]:
+    """AE alone vs RD-JSCC 2 / 20 steps at k = 16 for each budget of the whole method (offline)."""
+    import tempfile
+
+    import torch
+
+    data = ROOT / PROFILES[p]["data"]
+    snrs = (0.0, 5.0, 10.0, 15.0, 20.0)
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, rid in CHAINS[p].items():
+            run = ROOT / "runs" / "rd" / rid
+            if not (run / "best.pt").is_file():
+                print(f"  chain_budget: {run} not trained, skipped", file=sys.stderr)
+                continue
+            b = _export_tmp(run, tmp, rid)
+            ref = b.manifest.bs.refinement
+            ae_run = Path(json.loads((run / "config.json").read_text())["train"]["init_from"]).parent
+            seen = {
+                k: torch.load(r / "best.pt", map_location="cpu", weights_only=True).get("samples_seen")
+                for k, r in (("ae", ROOT / ae_run), ("denoiser", run))
+            }
+            out[label] = {
+                "samples_seen": seen,
+                "ae": _offline(b, data, ["k16"], snrs, n, None),
+                "rd_2": _offline(b, data, ["k16"], snrs, n, {**ref, "steps": 2}),
+                "rd_20": _offline(b, data, ["k16"], snrs, n, {**ref, "steps": 20}),
+            }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", choices=sorted(PROFILES), action="append")
     ap.add_argument(
         "--only",
         action="append",
-        choices=["link", "threshold", "throughput", "rates", "cnr", "budget", "gd", "ae_budget"],
+        choices=[
+            "link", "threshold", "throughput", "rates", "cnr", "budget", "gd", "ae_budget", "chain_budget"
+        ],
     )
     ap.add_argument("--n", type=int, default=200, help="test samples per point")
     ap.add_argument("--out", default=str(OUT))
@@ -640,6 +684,8 @@ def main(argv: list[str] | None = None) -> int:
             d["rates"] = section_rates(a.n)
         if p == "cdl" and "gd" in only:
             d["gd"] = section_gd(a.n)
+        if p in CHAINS and "chain_budget" in only:
+            d["chain_budget"] = section_chain_budget(p, a.n)
         if p == "umi" and "ae_budget" in only:
             d["ae_budget"] = section_ae_budget(a.n)
         if p == "umi" and "cnr" in only:

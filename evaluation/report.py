@@ -328,6 +328,7 @@ def update_dataset_section(
     if not any(b.manifest.training for b in group):
         raise InvalidInput(f"no bundle under {root} was trained on {ds} (dataset id {did})")
     snrs = tuple(sorted(set(snrs) | {HEADLINE_SNR}))
+    data_dir.mkdir(parents=True, exist_ok=True)
     page = _dataset_page(ds, group, True, split, n, snrs, seed, root, out, data_dir, cmd)
     text = out.read_text()
     head = f"## Results on `{ds.name}`"

@@ -147,6 +147,27 @@ def test_report_sections_per_training_dataset_and_readme_sync(
     assert "old" not in text and "`tiny-csinet`" in text
 
 
+def test_one_dataset_section_is_updated_in_place(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    """``--only-dataset``: the further dataset's section is added, then replaced on a rerun; the
+    rest of the page stays byte for byte; a dataset no bundle was trained on is named."""
+    from evaluation.report import update_dataset_section
+    from shared.errors import InvalidInput
+    from training.testing import tiny_dataset
+
+    root, data = setup
+    page = tmp_path / "R.md"
+    page.write_text("# Results\n\nprimary\n\n## Multi-modal feedback\n\nmm\n")
+    update_dataset_section(data, "test", 12, (0.0,), root, page, tmp_path / "bench")
+    once = page.read_text()
+    assert once.startswith("# Results\n\nprimary\n") and once.endswith("## Multi-modal feedback\n\nmm\n")
+    assert once.count(f"## Results on `{data.name}`") == 1 and "### Headline" in once
+    update_dataset_section(data, "test", 12, (0.0,), root, page, tmp_path / "bench")
+    assert page.read_text().count(f"## Results on `{data.name}`") == 1
+    other = tiny_dataset(tmp_path / "other", n_train=64, n_val=16, n_test=16)
+    with pytest.raises(InvalidInput, match="no bundle .* was trained on"):
+        update_dataset_section(other, "test", 12, (0.0,), root, page, tmp_path / "bench")
+
+
 def test_headline_keeps_only_rates_that_gain() -> None:
     """A model's rate enters the headline only when it beats its cheaper rates by 0.1 dB;
     analog rows only at the headline SNR; other models are untouched."""
