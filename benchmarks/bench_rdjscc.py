@@ -495,6 +495,26 @@ def render(doc: dict[str, Any]) -> str:
                 for s in sorted(ae):
                     L.append(f"| {ck} | {s:g} | {_f(ae[s])} | {_f(rd[s])} | {_f(ae[s] - rd[s])} |")
             L.append("")
+        if d.get("chain_budget"):
+            L += [
+                "The whole method at two budgets (k = 16, offline harness): autoencoder + denoiser "
+                "trained 15 + 15 and 30 + 30 CPU-minutes (separate runs, each with its own schedule); "
+                "gain = AE minus RD2 (positive: the refinement helps):",
+                "",
+                "| budget (CPU-min) | samples seen (AE / denoiser) | SNR (dB) | AE | RD2 | RD20 | gain RD2 |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for label, c in d["chain_budget"].items():
+                ae = {r["snr_db"]: r["nmse_db_ad"] for r in c["ae"]}
+                r2 = {r["snr_db"]: r["nmse_db_ad"] for r in c["rd_2"]}
+                r20 = {r["snr_db"]: r["nmse_db_ad"] for r in c["rd_20"]}
+                seen = f"{c['samples_seen']['ae']:,} / {c['samples_seen']['denoiser']:,}"
+                for s in sorted(ae):
+                    L.append(
+                        f"| {label} | {seen} | {s:g} | {_f(ae[s])} | {_f(r2[s])} | {_f(r20[s])} "
+                        f"| {_f(ae[s] - r2[s])} |"
+                    )
+            L.append("")
         if "gd" in d:
             g = d["gd"]
             L += [
